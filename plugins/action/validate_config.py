@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpufleet.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""Controller-side validation of config.yml (documentation: plugins/modules/validate_config.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+
+display = Display()
+
+ARGS = {
+    "path": {"type": "path"},
+    "config": {"type": "dict"},
+    "check_secrets": {"type": "bool", "default": True},
+}
+
+
+class ActionModule(ActionBase):
+    """Validate config.yml on the controller and publish the normalized plan as ``gpufleet_plan``."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _VALID_ARGS = frozenset(ARGS)
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(
+            argument_spec=ARGS, mutually_exclusive=[("path", "config")], required_one_of=[("path", "config")])
+        result["changed"] = False
+        if args["config"] is not None:
+            config, source = args["config"], "the config argument"
+        else:
+            source = os.path.abspath(os.path.expanduser(args["path"]))
+            if not os.path.isfile(source):
+                result.update(failed=True, msg="config file %s not found; copy config.example.yml to config.yml, "
+                                               "or pass -e gpufleet_config_file=PATH" % source)
+                return result
+            try:
+                config = self._loader.load_from_file(source, cache="none", unsafe=True)
+            except AnsibleError as exc:
+                result.update(failed=True, msg="%s is not valid YAML: %s" % (source, to_native(exc)))
+                return result
+        config = config_rules.to_plain(config)
+        secret_values = self._secret_values(config, task_vars) if args["check_secrets"] else None
+        try:
+            plan = config_rules.validate(config, secret_values=secret_values)
+        except config_rules.ConfigValidationError as exc:
+            result.update(failed=True, msg="%s\n(source: %s)" % (to_native(exc), source),
+                          issues=[str(issue) for issue in exc.issues])
+            return result
+        for warning in plan["warnings"]:
+            display.warning("config.yml: %s" % warning)
+        result["ansible_facts"] = {"gpufleet_plan": plan}
+        result["msg"] = "config.yml is valid: %d nodes, %d GPU pools, %d teams" % (
+            len(plan["nodes"]), len(plan["pools"]), len(plan["teams"]))
+        return result
+
+    def _secret_values(self, config, task_vars):
+        """Values of the variables that secrets reference (templated, so vaulted values decrypt).
+
+        Only those variables are read; values never leave this plugin (no result key holds them).
+        """
+        values = {}
+        secrets = config.get("secrets") if isinstance(config, dict) else None
+        for ref in (secrets or {}).values() if isinstance(secrets, dict) else []:
+            name = ref.get("var") if isinstance(ref, dict) else None
+            if isinstance(name, str) and name in task_vars:
+                try:
+                    values[name] = self._templar.template(task_vars[name])
+                except AnsibleError:
+                    values[name] = None
+        return values
+

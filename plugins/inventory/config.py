@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpufleet.platform contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: config
+short_description: Use a gpufleet config.yml as the Ansible inventory
+version_added: 0.1.0
+description:
+  - Reads a gpufleet C(config.yml) (a YAML file whose C(plugin) key is C(gpufleet.platform.config)) and
+    builds Kubespray's groups from its C(nodes) - C(kube_control_plane), C(etcd), C(kube_node), C(k8s_cluster) -
+    plus C(gpu_nodes), one C(pool_<name>) group per GPU pool (C(-) becomes C(_)), and C(simulated) for lab nodes.
+  - Sets the Kubespray variables derived from C(cluster) on C(k8s_cluster), and C(gpufleet_config_file) on C(all)
+    so that C(playbooks/validate.yml) validates the same file.
+  - The inventory is lenient on purpose - it builds what it can from a config that has errors -
+    because C(playbooks/validate.yml), the first play of C(site.yml), reports every problem with its key path
+    before any host is contacted.
+author:
+  - gpufleet.platform contributors
+options:
+  plugin:
+    description: Must be C(gpufleet.platform.config).
+    required: true
+    type: str
+    choices: [gpufleet.platform.config]
+"""
+
+EXAMPLES = r"""
+# config.yml (see config.example.yml for every option)
+# plugin: gpufleet.platform.config
+# cluster: {name: gpufleet}
+# nodes:
+#   - {name: cp-1, address: 192.0.2.11, roles: [control-plane, etcd]}
+#   - {name: gpu-1, address: 192.0.2.21, roles: [worker], pool: a100}
+#
+# ansible-inventory -i config.yml --graph
+# ansible-playbook -i config.yml gpufleet.platform.site
+"""
+
+import os
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, config_schema
+
+ROLE_GROUPS = {"control-plane": "kube_control_plane", "etcd": "etcd", "worker": "kube_node"}
+
+
+class InventoryModule(BaseInventoryPlugin):
+    """config.yml as inventory."""
+
+    NAME = "gpufleet.platform.config"
+
+    def verify_file(self, path):
+        if not super(InventoryModule, self).verify_file(path):
+            return False
+        if not path.endswith((".yml", ".yaml")):
+            return False
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(65536).decode("utf-8", "replace")
+        except (IOError, OSError):
+            return False
+        return any(line.split("#", 1)[0].strip().replace('"', "").replace("'", "") == "plugin: " + self.NAME
+                   for line in head.splitlines())
+
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path, cache)
+        data = self.loader.load_from_file(path, cache="none")
+        if not isinstance(data, dict) or data.get("plugin") != self.NAME:
+            raise AnsibleParserError("%s: not a gpufleet config.yml (expected 'plugin: %s')" % (path, self.NAME))
+        config = config_rules.apply_defaults(config_schema.SCHEMA, config_rules.to_plain(data))
+        for group in ("k8s_cluster", "kube_control_plane", "etcd", "kube_node", "calico_rr", "gpu_nodes", "simulated"):
+            self.inventory.add_group(group)
+        self.inventory.add_child("k8s_cluster", "kube_control_plane")
+        self.inventory.add_child("k8s_cluster", "kube_node")
+        self.inventory.add_child("k8s_cluster", "calico_rr")
+        self.inventory.set_variable("all", "gpufleet_config_file", os.path.abspath(path))
+        cluster = config.get("cluster") if isinstance(config.get("cluster"), dict) else {}
+        try:
+            for key, value in config_rules.kubespray_vars(cluster).items():
+                self.inventory.set_variable("k8s_cluster", key, value)
+        except (KeyError, TypeError):
+            pass  # reported by validation
+        ssh = cluster.get("ssh") if isinstance(cluster.get("ssh"), dict) else {}
+        pools = config.get("gpu_pools") if isinstance(config.get("gpu_pools"), dict) else {}
+        for pool in pools:
+            self.inventory.add_group(pool_group(pool))
+            self.inventory.add_child("gpu_nodes", pool_group(pool))
+        nodes = config.get("nodes") if isinstance(config.get("nodes"), list) else []
+        for node in nodes:
+            if not isinstance(node, dict) or not isinstance(node.get("name"), str):
+                continue
+            self._add_node(node, ssh, pools)
+
+    def _add_node(self, node, ssh, pools):
+        name = node["name"]
+        self.inventory.add_host(name)
+        address = node.get("address")
+        if isinstance(address, str):
+            for var in ("ansible_host", "ip", "access_ip"):
+                self.inventory.set_variable(name, var, address)
+        for var, key in (("ansible_user", "user"), ("ansible_ssh_private_key_file", "private_key_file"),
+                         ("ansible_port", "port"), ("ansible_become", "become")):
+            if key in ssh:
+                self.inventory.set_variable(name, var, ssh[key])
+        roles = node.get("roles") if isinstance(node.get("roles"), list) else []
+        for role in roles:
+            if role in ROLE_GROUPS:
+                self.inventory.add_host(name, group=ROLE_GROUPS[role])
+        pool = node.get("pool")
+        if isinstance(pool, str) and pool in pools:
+            self.inventory.add_host(name, group=pool_group(pool))
+            self.inventory.set_variable(name, "gpufleet_pool", pool)
+        if node.get("simulated") is True:
+            self.inventory.add_host(name, group="simulated")
+        self.inventory.set_variable(name, "gpufleet_node", {
+            "name": name,
+            "pool": pool if isinstance(pool, str) else None,
+            "labels": node.get("labels") or {},
+            "taints": node.get("taints") or [],
+            "simulated": node.get("simulated") is True,
+        })
+        extra = node.get("host_vars")
+        if isinstance(extra, dict):
+            for var, value in extra.items():
+                self.inventory.set_variable(name, var, value)
+
+
+def pool_group(pool):
+    """Inventory group of a GPU pool: ``pool_<name>`` with ``-`` turned into ``_``."""
+    return "pool_" + str(pool).replace("-", "_")
+

@@ -1,0 +1,805 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpufleet.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""Validate config.yml and turn it into the normalized plan every role reads.
+
+Pure functions over plain data; no Ansible imports. ``validate(config)`` runs the JSON Schema and
+every cross-field rule, collects ALL problems, and raises ``ConfigValidationError`` listing each
+with its key path (``gpu_pools.a100.mig.layout``), the bad value and what is allowed. On success
+it returns the plan (defaults filled in, pool capacities and GPU resources computed, chart
+sources resolved from the version matrix).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import difflib
+import ipaddress
+import re
+
+try:
+    import jsonschema
+except ImportError:  # pragma: no cover - reported by validate()
+    jsonschema = None
+
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_schema, versions
+
+from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig
+
+KNOWN_DEFAULT_SECRETS = frozenset([
+    "admin", "prom-operator", "deepops", "cns-stack", "password", "changeme", "change-me", "secret",
+    "grafana", "root", "nvidia", "123456", "slurm", "test",
+])
+RESERVED_NAMESPACES = frozenset(["default", "kube-system", "kube-public", "kube-node-lease"])
+MIN_SECRET_LENGTH = 12
+
+
+class ConfigIssue(object):
+    """One problem found in config.yml."""
+
+    def __init__(self, path, message, value=None, has_value=False):
+        self.path = path
+        self.message = message
+        self.value = value
+        self.has_value = has_value
+
+    def __str__(self):
+        if self.has_value:
+            return "%s: %s (got %s)" % (self.path or "<top level>", self.message, _show(self.value))
+        return "%s: %s" % (self.path or "<top level>", self.message)
+
+    def __repr__(self):
+        return "ConfigIssue(%r, %r)" % (self.path, self.message)
+
+
+class ConfigValidationError(ValueError):
+    """config.yml is invalid; ``issues`` lists every problem."""
+
+    def __init__(self, issues):
+        self.issues = list(issues)
+        lines = ["config.yml is invalid (%d problem%s):" % (len(self.issues), "" if len(self.issues) == 1 else "s")]
+        lines.extend("  - %s" % issue for issue in self.issues)
+        super(ConfigValidationError, self).__init__("\n".join(lines))
+
+
+def to_plain(data):
+    """Turn Ansible's YAML objects (AnsibleUnicode, AnsibleMapping, ...) into plain Python types."""
+    if isinstance(data, dict):
+        return dict((to_plain(k), to_plain(v)) for k, v in data.items())
+    if isinstance(data, list):
+        return [to_plain(v) for v in data]
+    if isinstance(data, str):
+        return str(data)
+    return data
+
+
+def _show(value):
+    text = repr(value)
+    if isinstance(value, str):
+        text = "'%s'" % value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def key_path(parts):
+    """Format a path like ``teams[0].quotas.a100["nvidia.com/gpu"]``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += "[%d]" % part
+        elif re.match(r"^[A-Za-z0-9_-]+$", str(part)):
+            out += ("." if out else "") + str(part)
+        else:
+            out += '["%s"]' % part
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------------
+
+PATTERN_HELP = {
+    config_schema.DNS_LABEL: "a DNS-1123 label: lowercase letters, digits and '-', at most 63, starting and "
+                             "ending with a letter or digit",
+    config_schema.DNS_SUBDOMAIN: "a DNS-1123 name: lowercase letters, digits, '-' and '.'",
+    config_schema.VAR_NAME: "an Ansible variable name",
+    config_schema.K8S_VERSION: "a Kubernetes version like 1.35.4",
+    config_schema.CHART_VERSION: "a chart version like 1.2.3 or v1.2.3",
+    config_schema.QUANTITY: "a Kubernetes quantity like 64, 500m or 512Gi",
+    config_schema.DURATION: "a duration like 30s, 15d",
+    config_schema.RESOURCE_NAME: "a Kubernetes resource name like nvidia.com/gpu",
+}
+
+
+def _schema_at(schema, path):
+    """Follow a jsonschema ``schema_path`` deque to the sub-schema it names."""
+    node = schema
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return node
+
+
+def _schema_issue(error, root_schema):
+    path = key_path(list(error.absolute_path))
+    validator = error.validator
+    sub = error.schema if isinstance(error.schema, dict) else {}
+    value = error.instance
+    if validator == "additionalProperties" and isinstance(value, dict):
+        allowed = sorted(sub.get("properties", {}))
+        issues = []
+        for key in sorted(k for k in value if k not in sub.get("properties", {})):
+            child = key_path(list(error.absolute_path) + [key])
+            if not allowed:
+                issues.append(ConfigIssue(child, "unexpected value type", value[key], True))
+                continue
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = "did you mean '%s'? " % close[0] if close else ""
+            issues.append(ConfigIssue(child, "unknown key '%s'; %sallowed keys: %s" % (key, hint, ", ".join(allowed))))
+        return issues
+    if validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", error.message)
+        name = missing[0] if missing else error.message
+        return [ConfigIssue(key_path(list(error.absolute_path) + [name]), "required key is missing")]
+    if validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return [ConfigIssue(path, "must be %s %s" % ("an" if expected[0] in "aeiou" else "a", expected), value, True)]
+    if validator == "enum":
+        return [ConfigIssue(path, "must be one of: %s" % ", ".join(str(v) for v in error.validator_value), value, True)]
+    if validator == "const":
+        return [ConfigIssue(path, "must be %s" % _show(error.validator_value), value, True)]
+    if validator == "pattern":
+        helptext = PATTERN_HELP.get(error.validator_value, "text matching %s" % error.validator_value)
+        return [ConfigIssue(path, "must be %s" % helptext, value, True)]
+    if validator in ("minimum", "maximum", "exclusiveMinimum"):
+        lo, hi = sub.get("minimum", sub.get("exclusiveMinimum")), sub.get("maximum")
+        if lo is not None and hi is not None:
+            allowed = "between %s and %s" % (lo, hi)
+        elif lo is not None:
+            allowed = "%s %s" % ("greater than" if "exclusiveMinimum" in sub else "at least", lo)
+        else:
+            allowed = "at most %s" % hi
+        return [ConfigIssue(path, "must be %s" % allowed, value, True)]
+    if validator == "minItems":
+        return [ConfigIssue(path, "must list at least %d item%s" % (error.validator_value,
+                                                                    "" if error.validator_value == 1 else "s"))]
+    if validator == "uniqueItems":
+        return [ConfigIssue(path, "must not repeat items", value, True)]
+    if validator == "maxLength":
+        return [ConfigIssue(path, "must be at most %d characters" % error.validator_value, value, True)]
+    if validator == "propertyNames":
+        bad = [k for k in value if not re.match(error.validator_value.get("pattern", ".*"), str(k))] \
+            if isinstance(value, dict) else []
+        helptext = PATTERN_HELP.get(error.validator_value.get("pattern"), "a valid name")
+        return [ConfigIssue(key_path(list(error.absolute_path) + [k]), "key must be %s" % helptext) for k in bad] \
+            or [ConfigIssue(path, "keys must be %s" % helptext)]
+    if validator == "oneOf":
+        description = sub.get("description", "")
+        return [ConfigIssue(path, "is not valid here: %s" % description.rstrip("."), value, True)]
+    return [ConfigIssue(path, error.message)]
+
+
+def schema_issues(config):
+    """Every JSON Schema violation, as ConfigIssues."""
+    if jsonschema is None:
+        return [ConfigIssue("", "the Python package 'jsonschema' is required on the controller (pip install jsonschema)")]
+    root = config_schema.SCHEMA
+    validator = jsonschema.Draft202012Validator(root)
+    issues = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
+        issues.extend(_schema_issue(error, root))
+    return issues
+
+
+def apply_defaults(schema, data):
+    """Fill in schema defaults (objects only; lists of objects item by item)."""
+    if not isinstance(data, dict) or schema.get("type") != "object":
+        return data
+    for key, sub in schema.get("properties", {}).items():
+        if key not in data and "default" in sub:
+            data[key] = copy.deepcopy(sub["default"])
+        if key in data:
+            if sub.get("type") == "array" and isinstance(data[key], list) and isinstance(sub.get("items"), dict):
+                for item in data[key]:
+                    apply_defaults(sub["items"], item)
+            else:
+                apply_defaults(sub, data[key])
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict) and extra.get("type") == "object":
+        for key in data:
+            if key not in schema.get("properties", {}):
+                apply_defaults(extra, data[key])
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers over a (possibly invalid) config: every accessor tolerates wrong types.
+# --------------------------------------------------------------------------------------------
+
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
+def _items(config, key):
+    return [(i, n) for i, n in enumerate(_list(config.get(key))) if isinstance(n, dict)]
+
+
+def _pools(config):
+    return {k: v for k, v in _dict(config.get("gpu_pools")).items() if isinstance(v, dict)}
+
+
+def _services(config):
+    return {k: v for k, v in _dict(config.get("services")).items() if isinstance(v, dict)}
+
+
+def _enabled(config, name):
+    service = _services(config).get(name, {})
+    default = config_schema.SCHEMA["properties"]["services"]["properties"][name]["properties"]["enabled"]["default"]
+    return service.get("enabled", default) is True
+
+
+def _version_tuple(text):
+    return tuple(int(p) for p in str(text).split("."))
+
+
+def mig_enabled(pool):
+    layout = _dict(pool.get("mig")).get("layout")
+    return layout is not None and layout != "all-disabled"
+
+
+# --------------------------------------------------------------------------------------------
+# Pool resources: what each pool exposes to Kubernetes, per node.
+# --------------------------------------------------------------------------------------------
+
+def pool_resources(name, pool):
+    """Resources one node of the pool advertises, and the MIG plan when MIG is on.
+
+    Raises ValueError (MigLayoutError) when the MIG layout does not fit the model.
+    """
+    gpus = pool["gpus_per_node"]
+    mig_conf = _dict(pool.get("mig"))
+    sharing = _dict(pool.get("sharing"))
+    plan = None
+    if mig_enabled(pool):
+        plan = mig.plan_layout(pool.get("model"), mig_conf["layout"], gpu_count=gpus,
+                               driver_version=_dict(pool.get("driver")).get("version"))
+        strategy = mig_conf.get("strategy", "none")
+        resources = dict(plan["resources"]["single"] or {}) if strategy == "single" else dict(plan["resources"]["mixed"])
+    else:
+        resources = {"nvidia.com/gpu": gpus}
+    mode = sharing.get("mode", "none")
+    if mode != "none":
+        replicas = sharing.get("replicas", 1)
+        rename = sharing.get("rename_by_default", False)
+        resources = {("%s.shared" % res if rename else res): count * replicas for res, count in resources.items()}
+    return resources, plan
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-field rules. Each yields ConfigIssues; each tolerates a config that failed the schema.
+# --------------------------------------------------------------------------------------------
+
+def rule_cluster(config, ctx):
+    cluster = _dict(config.get("cluster"))
+    nets = {}
+    for key in ("pod_cidr", "service_cidr"):
+        value = cluster.get(key, config_schema.SCHEMA["properties"]["cluster"]["properties"][key]["default"])
+        try:
+            nets[key] = ipaddress.ip_network(str(value), strict=True)
+        except ValueError as exc:
+            yield ConfigIssue("cluster.%s" % key, "must be a network in CIDR notation, e.g. 10.233.64.0/18 (%s)" % exc,
+                              value, True)
+    if len(nets) == 2 and nets["pod_cidr"].version == nets["service_cidr"].version \
+            and nets["pod_cidr"].overlaps(nets["service_cidr"]):
+        yield ConfigIssue("cluster.service_cidr", "overlaps cluster.pod_cidr %s; choose disjoint networks"
+                          % nets["pod_cidr"], str(nets["service_cidr"]), True)
+    ctx["networks"] = nets
+    version = cluster.get("kubernetes_version")
+    if isinstance(version, str) and re.match(config_schema.K8S_VERSION, version):
+        if _version_tuple(version) < _version_tuple(versions.KUBERNETES_MIN_VERSION):
+            yield ConfigIssue("cluster.kubernetes_version", "Kubespray %s supports Kubernetes %s or newer"
+                              % (versions.KUBESPRAY_VERSION, versions.KUBERNETES_MIN_VERSION), version, True)
+        elif _version_tuple(version)[:2] > _version_tuple(versions.KUBERNETES_VERSION)[:2]:
+            yield ConfigIssue("cluster.kubernetes_version", "Kubespray %s supports Kubernetes up to %s.x"
+                              % (versions.KUBESPRAY_VERSION, ".".join(versions.KUBERNETES_VERSION.split(".")[:2])),
+                              version, True)
+
+
+def rule_nodes(config, ctx):
+    names, addresses = {}, {}
+    control, etcd, workers = 0, 0, 0
+    pools = _pools(config)
+    nets = ctx.get("networks", {})
+    for i, node in _items(config, "nodes"):
+        name, address, roles = node.get("name"), node.get("address"), _list(node.get("roles"))
+        if isinstance(name, str):
+            if name in names:
+                yield ConfigIssue("nodes[%d].name" % i, "duplicate node name, already used by nodes[%d]" % names[name],
+                                  name, True)
+            names.setdefault(name, i)
+        if isinstance(address, str):
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                yield ConfigIssue("nodes[%d].address" % i, "must be an IPv4 or IPv6 address", address, True)
+            else:
+                if ip in addresses:
+                    yield ConfigIssue("nodes[%d].address" % i, "duplicate address, already used by nodes[%d]"
+                                      % addresses[ip], address, True)
+                addresses.setdefault(ip, i)
+                for key, net in nets.items():
+                    if ip.version == net.version and ip in net:
+                        yield ConfigIssue("nodes[%d].address" % i, "lies inside cluster.%s %s" % (key, net),
+                                          address, True)
+        control += "control-plane" in roles
+        etcd += "etcd" in roles
+        workers += "worker" in roles
+        pool = node.get("pool")
+        if isinstance(pool, str):
+            if pool not in pools:
+                yield ConfigIssue("nodes[%d].pool" % i, "no such GPU pool; defined pools: %s"
+                                  % (", ".join(sorted(pools)) or "none (add gpu_pools)"), pool, True)
+            if roles and "worker" not in roles:
+                yield ConfigIssue("nodes[%d].roles" % i, "a node in a GPU pool must have the 'worker' role",
+                                  roles, True)
+    if not _list(config.get("nodes")):
+        return
+    if control == 0:
+        yield ConfigIssue("nodes", "at least one node needs the 'control-plane' role")
+    if etcd == 0 or etcd % 2 == 0:
+        yield ConfigIssue("nodes", "the number of 'etcd' nodes must be odd (1, 3, 5) for quorum", etcd, True)
+    if workers == 0:
+        yield ConfigIssue("nodes", "at least one node needs the 'worker' role")
+
+
+def rule_pools(config, ctx):
+    services = _services(config)
+    gpu_operator_on = _enabled(config, "gpu_operator")
+    members = {}
+    for node in (n for _, n in _items(config, "nodes")):
+        if isinstance(node.get("pool"), str):
+            members.setdefault(node["pool"], []).append(node.get("name"))
+    ctx["pool_resources"] = {}
+    ctx["pool_mig"] = {}
+    for name, pool in sorted(_pools(config).items()):
+        base = "gpu_pools.%s" % name
+        model = pool.get("model", "auto")
+        mig_conf = _dict(pool.get("mig"))
+        sharing = _dict(pool.get("sharing"))
+        driver = _dict(pool.get("driver"))
+        strategy = mig_conf.get("strategy", "none")
+        mode = sharing.get("mode", "none")
+        model_ok = True
+        if isinstance(model, str) and model != "auto" and gpu_catalog is not None:
+            try:
+                gpu_catalog.lookup(model)
+            except ValueError as exc:
+                model_ok = False
+                yield ConfigIssue(base + ".model", str(exc), model, True)
+        if name not in members:
+            ctx.setdefault("warnings", []).append("%s: no node references this pool" % base)
+        if driver.get("mode") == "preinstalled" and "version" in driver:
+            yield ConfigIssue(base + ".driver.version", "is only used when driver.mode is 'operator' (the driver is "
+                              "preinstalled on these hosts); remove it or set driver.mode: operator",
+                              driver["version"], True)
+        if mode != "none" and "replicas" not in sharing:
+            yield ConfigIssue(base + ".sharing.replicas", "is required when sharing.mode is '%s' (2..64)" % mode)
+        if mode == "none" and "replicas" in sharing:
+            yield ConfigIssue(base + ".sharing.replicas", "has no effect with sharing.mode 'none'; set mode to "
+                              "time-slicing or mps, or remove replicas", sharing["replicas"], True)
+        if mode != "none" and not gpu_operator_on:
+            yield ConfigIssue(base + ".sharing.mode", "GPU sharing is configured through the GPU Operator's device "
+                              "plugin; enable services.gpu_operator", mode, True)
+        layout = mig_conf.get("layout")
+        if mig_enabled(pool):
+            if strategy == "none":
+                yield ConfigIssue(base + ".mig.strategy", "must be 'single' or 'mixed' when mig.layout enables MIG",
+                                  strategy, True)
+            if mode == "mps":
+                yield ConfigIssue(base + ".sharing.mode", "MPS is not supported on MIG-enabled GPUs (NVIDIA device "
+                                  "plugin v0.20.0); use time-slicing, or disable MIG on this pool", mode, True)
+            if not gpu_operator_on:
+                yield ConfigIssue(base + ".mig.layout", "MIG layouts are applied by the GPU Operator's MIG manager; "
+                                  "enable services.gpu_operator", layout, True)
+            if model == "auto":
+                yield ConfigIssue(base + ".mig.layout", "needs a concrete gpu_pools.%s.model (MIG profiles differ per "
+                                  "GPU model; 'auto' is only resolved after discovery)" % name, layout, True)
+                continue
+        elif strategy != "none" and layout is None:
+            yield ConfigIssue(base + ".mig.layout", "is required when mig.strategy is '%s' (e.g. all-1g.10gb or a "
+                              "{profile: count} map); or set strategy: none" % strategy)
+        if not model_ok or not isinstance(pool.get("gpus_per_node"), int) or mig is None and mig_enabled(pool):
+            continue
+        try:
+            resources, plan = pool_resources(name, pool)
+        except (ValueError, TypeError, KeyError) as exc:
+            yield ConfigIssue(base + ".mig.layout", str(exc))
+            continue
+        if strategy == "single" and mig_enabled(pool) and not resources:
+            yield ConfigIssue(base + ".mig.strategy", "'single' needs every GPU split into the same profile; this "
+                              "layout mixes profiles, use strategy 'mixed'", strategy, True)
+            continue
+        ctx["pool_resources"][name] = resources
+        ctx["pool_mig"][name] = plan
+    del services
+
+
+def _quota_nominal(value):
+    if isinstance(value, dict):
+        return value.get("nominal")
+    return value
+
+
+def rule_teams(config, ctx):
+    pools = _pools(config)
+    names, namespaces = {}, {}
+    scheduling = _dict(config.get("scheduling"))
+    overcommit = scheduling.get("allow_overcommit") is True
+    used = {}
+    service_namespaces = set()
+    for svc_name, chart_list in versions.CHARTS.items():
+        service = _services(config).get(svc_name, {})
+        for chart in chart_list:
+            service_namespaces.add(service.get("namespace") or chart["namespace"])
+    teams = _items(config, "teams")
+    for i, team in teams:
+        name = team.get("name")
+        if isinstance(name, str):
+            if name in names:
+                yield ConfigIssue("teams[%d].name" % i, "duplicate team name, already used by teams[%d]" % names[name],
+                                  name, True)
+            names.setdefault(name, i)
+        namespace = team.get("namespace", name)
+        if isinstance(namespace, str):
+            if namespace in namespaces:
+                yield ConfigIssue("teams[%d].namespace" % i, "namespace already used by teams[%d]"
+                                  % namespaces[namespace], namespace, True)
+            namespaces.setdefault(namespace, i)
+            if namespace in RESERVED_NAMESPACES or namespace in service_namespaces:
+                yield ConfigIssue("teams[%d].namespace" % i, "is a system or platform namespace; give the team its "
+                                  "own", namespace, True)
+        for pool_name, quotas in _dict(team.get("quotas")).items():
+            base = key_path(["teams", i, "quotas", pool_name])
+            if pool_name not in pools:
+                yield ConfigIssue(base, "no such GPU pool (flavor); defined pools: %s"
+                                  % (", ".join(sorted(pools)) or "none"), pool_name, True)
+                continue
+            offered = ctx.get("pool_resources", {}).get(pool_name)
+            for resource, value in _dict(quotas).items():
+                path = key_path(["teams", i, "quotas", pool_name, resource])
+                if offered is not None and resource not in offered:
+                    yield ConfigIssue(path, "pool '%s' does not provide this resource; it provides: %s"
+                                      % (pool_name, ", ".join(sorted(offered))), resource, True)
+                    continue
+                nominal = _quota_nominal(value)
+                if isinstance(value, dict) and isinstance(value.get("lending_limit"), int) \
+                        and isinstance(nominal, int) and value["lending_limit"] > nominal:
+                    yield ConfigIssue(path + ".lending_limit", "cannot exceed the nominal quota %d" % nominal,
+                                      value["lending_limit"], True)
+                if isinstance(nominal, int):
+                    used.setdefault((pool_name, resource), []).append((i, nominal))
+        vparent = _dict(team.get("volcano")).get("parent")
+        if isinstance(vparent, str) and vparent == name:
+            yield ConfigIssue("teams[%d].volcano.parent" % i, "a queue cannot be its own parent", vparent, True)
+    team_names = {t.get("name") for _, t in teams}
+    for i, team in teams:
+        vparent = _dict(team.get("volcano")).get("parent")
+        if isinstance(vparent, str) and vparent not in team_names:
+            yield ConfigIssue("teams[%d].volcano.parent" % i, "no such team (queue); teams: %s"
+                              % ", ".join(sorted(str(n) for n in team_names)), vparent, True)
+    parents = {t.get("name"): _dict(t.get("volcano")).get("parent") for _, t in teams}
+    reported = set()
+    for start in sorted(parents, key=str):
+        walk, node = [], start
+        while node is not None and node in parents and node not in walk:
+            walk.append(node)
+            node = parents[node]
+        if node in walk:
+            cycle = walk[walk.index(node):]
+            if len(cycle) > 1 and frozenset(cycle) not in reported:
+                reported.add(frozenset(cycle))
+                idx = next(i for i, t in teams if t.get("name") == cycle[0])
+                yield ConfigIssue("teams[%d].volcano.parent" % idx, "queue parents form a cycle: %s"
+                                  % " -> ".join(cycle + [cycle[0]]))
+    for (pool_name, resource), entries in sorted(used.items()):
+        offered = ctx.get("pool_resources", {}).get(pool_name, {})
+        if resource not in offered:
+            continue
+        nodes = len([n for _, n in _items(config, "nodes") if n.get("pool") == pool_name])
+        capacity = offered[resource] * nodes
+        total = sum(n for _, n in entries)
+        ctx.setdefault("quota_totals", {})[(pool_name, resource)] = (total, capacity)
+        if total > capacity and not overcommit:
+            last = entries[-1][0]
+            yield ConfigIssue(key_path(["teams", last, "quotas", pool_name, resource]),
+                              "team quotas for %s in pool '%s' add up to %d but the pool provides %d (%d node%s x %d); "
+                              "lower the quotas, add nodes, or set scheduling.allow_overcommit: true"
+                              % (resource, pool_name, total, capacity, nodes, "" if nodes == 1 else "s",
+                                 offered[resource]), total, True)
+
+
+def rule_services(config, ctx):
+    services = _services(config)
+    pools = _pools(config)
+    cert_manager = _enabled(config, "cert_manager")
+    for name in ("kserve", "slurm"):
+        if _enabled(config, name) and not cert_manager:
+            yield ConfigIssue("services.%s.enabled" % name, "%s needs cert-manager; enable services.cert_manager "
+                              "(install: false to use an existing one)" % name, True, True)
+    for name, service in services.items():
+        chart = _dict(service.get("chart"))
+        source = chart.get("source")
+        needed = {"local": "path", "oci": "oci_ref", "repo": "repo_url"}.get(source)
+        if needed and needed not in chart:
+            yield ConfigIssue("services.%s.chart.%s" % (name, needed), "is required when chart.source is '%s'" % source)
+    if _enabled(config, "kueue") and not _items(config, "teams"):
+        ctx.setdefault("warnings", []).append("services.kueue: enabled but no teams are declared")
+    slurm = services.get("slurm", {})
+    if _enabled(config, "slurm"):
+        sets = {}
+        for i, nodeset in enumerate(_list(slurm.get("nodesets"))):
+            if not isinstance(nodeset, dict):
+                continue
+            base = "services.slurm.nodesets[%d]" % i
+            if nodeset.get("name") in sets:
+                yield ConfigIssue(base + ".name", "duplicate node set name", nodeset.get("name"), True)
+            sets[nodeset.get("name")] = nodeset
+            pool = nodeset.get("pool")
+            if isinstance(pool, str) and pool not in pools:
+                yield ConfigIssue(base + ".pool", "no such GPU pool; defined pools: %s"
+                                  % (", ".join(sorted(pools)) or "none"), pool, True)
+                continue
+            offered = ctx.get("pool_resources", {}).get(pool)
+            plan = ctx.get("pool_mig", {}).get(pool)
+            for gres, count in _dict(nodeset.get("gres")).items():
+                path = base + ".gres." + gres if "." not in gres else key_path(["services", "slurm", "nodesets", i,
+                                                                                "gres", gres])
+                if offered is None:
+                    continue
+                if gres == "gpu":
+                    limit = pools[pool].get("gpus_per_node") if plan is None else None
+                    if limit is None:
+                        yield ConfigIssue(path, "pool '%s' is MIG-partitioned; declare GRES per MIG profile: %s"
+                                          % (pool, ", ".join(sorted(r.split("mig-", 1)[1] for r in offered
+                                                                    if "mig-" in r))), gres, True)
+                        continue
+                else:
+                    limit = offered.get("nvidia.com/mig-%s" % gres)
+                    if limit is None:
+                        yield ConfigIssue(path, "pool '%s' has no MIG profile '%s'; it provides: %s"
+                                          % (pool, gres, ", ".join(sorted(offered))), gres, True)
+                        continue
+                if isinstance(count, int) and count > limit:
+                    yield ConfigIssue(path, "a node of pool '%s' has only %d" % (pool, limit), count, True)
+        defaults = 0
+        for i, part in enumerate(_list(slurm.get("partitions"))):
+            if not isinstance(part, dict):
+                continue
+            defaults += part.get("default") is True
+            for j, ref in enumerate(_list(part.get("nodesets"))):
+                if ref not in sets:
+                    yield ConfigIssue("services.slurm.partitions[%d].nodesets[%d]" % (i, j),
+                                      "no such node set; node sets: %s" % ", ".join(sorted(str(s) for s in sets)),
+                                      ref, True)
+        if defaults > 1:
+            yield ConfigIssue("services.slurm.partitions", "only one partition may be the default", defaults, True)
+        accounting = _dict(slurm.get("accounting"))
+        if accounting.get("enabled") is True:
+            if "database_host" not in accounting:
+                yield ConfigIssue("services.slurm.accounting.database_host", "is required when accounting is enabled")
+            if "slurm_db_password" not in _dict(config.get("secrets")):
+                yield ConfigIssue("secrets.slurm_db_password", "is required when services.slurm.accounting is "
+                                  "enabled (reference a vaulted variable: {var: vault_slurm_db_password})")
+    kserve = services.get("kserve", {})
+    if _enabled(config, "kserve"):
+        team_namespaces = {t.get("namespace", t.get("name")) for _, t in _items(config, "teams")}
+        for i, model in enumerate(_list(kserve.get("models"))):
+            if not isinstance(model, dict):
+                continue
+            base = "services.kserve.models[%d]" % i
+            gpus, tp = model.get("gpus"), model.get("tensor_parallel_size")
+            if isinstance(gpus, int) and isinstance(tp, int) and gpus != tp:
+                yield ConfigIssue(base + ".tensor_parallel_size", "must equal gpus (%d): vLLM shards the model over "
+                                  "every GPU it is given" % gpus, tp, True)
+            pool = model.get("pool")
+            if isinstance(pool, str):
+                if pool not in pools:
+                    yield ConfigIssue(base + ".pool", "no such GPU pool; defined pools: %s"
+                                      % ", ".join(sorted(pools)), pool, True)
+                else:
+                    offered = ctx.get("pool_resources", {}).get(pool)
+                    resource = model.get("gpu_resource", "nvidia.com/gpu")
+                    if offered is not None and resource not in offered:
+                        yield ConfigIssue(base + ".gpu_resource", "pool '%s' provides: %s"
+                                          % (pool, ", ".join(sorted(offered))), resource, True)
+            if _enabled(config, "kueue"):
+                namespace = model.get("namespace")
+                if namespace not in team_namespaces:
+                    yield ConfigIssue(base + ".namespace", "with Kueue on, a model runs in a team's namespace so it "
+                                      "counts against that team's quota; team namespaces: %s"
+                                      % ", ".join(sorted(str(n) for n in team_namespaces)), namespace, True)
+            lo, hi = model.get("min_replicas"), model.get("max_replicas")
+            if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+                yield ConfigIssue(base + ".min_replicas", "cannot exceed max_replicas (%d)" % hi, lo, True)
+            if str(model.get("storage_uri", "")).startswith("s3://") and "credentials" not in model:
+                yield ConfigIssue(base + ".credentials", "is required for an s3:// storage_uri (reference a vaulted "
+                                  "variable: {var: vault_s3_credentials})")
+    if _enabled(config, "monitoring"):
+        if "grafana_admin_password" not in _dict(config.get("secrets")):
+            yield ConfigIssue("secrets.grafana_admin_password", "is required when services.monitoring is enabled: "
+                              "{var: <vaulted variable>} or {generate: true}; the collection never ships a default")
+        interval = _dict(services.get("monitoring")).get("gpu_scrape_interval")
+        if isinstance(interval, str) and re.match(r"^[0-9]+(ms|s)$", interval):
+            seconds = int(re.match(r"^[0-9]+", interval).group(0)) / (1000.0 if interval.endswith("ms") else 1)
+            if seconds < 5:
+                yield ConfigIssue("services.monitoring.gpu_scrape_interval", "must be at least 5s (DCGM exporter "
+                                  "scraping every second loads the GPUs and Prometheus)", interval, True)
+
+
+def rule_secrets(config, ctx):
+    values = ctx.get("secret_values")
+    for purpose, ref in sorted(_dict(config.get("secrets")).items()):
+        if not isinstance(ref, dict) or "var" not in ref or values is None:
+            continue
+        var = ref["var"]
+        path = "secrets.%s.var" % purpose
+        if var not in values:
+            yield ConfigIssue(path, "names variable '%s', which is not defined; put it in an Ansible Vault file "
+                              "(ansible-vault create group_vars/all/vault.yml) or use {generate: true}" % var)
+            continue
+        value = values[var]
+        if not isinstance(value, str) or not value:
+            yield ConfigIssue(path, "variable '%s' must hold a non-empty string" % var)
+        elif value.lower() in KNOWN_DEFAULT_SECRETS:
+            yield ConfigIssue(path, "variable '%s' holds a well-known default password; choose a unique secret "
+                              "(at least %d characters)" % (var, MIN_SECRET_LENGTH))
+        elif purpose.endswith("password") and len(value) < MIN_SECRET_LENGTH:
+            yield ConfigIssue(path, "variable '%s' holds a password shorter than %d characters"
+                              % (var, MIN_SECRET_LENGTH))
+
+
+def rule_airgap(config, ctx):
+    airgap = _dict(config.get("airgap"))
+    if airgap.get("enabled") is True:
+        for key in ("chart_mirror", "image_registry"):
+            if key not in airgap:
+                yield ConfigIssue("airgap.%s" % key, "is required when airgap.enabled is true")
+
+
+RULES = (rule_cluster, rule_nodes, rule_pools, rule_teams, rule_services, rule_secrets, rule_airgap)
+
+
+def rule_issues(config, secret_values=None, ctx=None):
+    """Run every cross-field rule. A rule that meets data the schema already rejected stops quietly."""
+    ctx = ctx if ctx is not None else {}
+    ctx["secret_values"] = secret_values
+    issues = []
+    for rule in RULES:
+        try:
+            for issue in rule(config, ctx):
+                issues.append(issue)
+        except (TypeError, KeyError, AttributeError, ValueError, IndexError):
+            continue
+    return issues
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------------
+
+def kubespray_vars(cluster):
+    """Kubespray v2.31.0 inventory variables derived from ``cluster`` (defaults applied)."""
+    return {
+        "kube_version": cluster["kubernetes_version"],
+        "container_manager": cluster["container_runtime"],
+        "kube_network_plugin": cluster["network_plugin"],
+        "kube_proxy_mode": cluster["kube_proxy_mode"],
+        "kube_pods_subnet": cluster["pod_cidr"],
+        "kube_service_addresses": cluster["service_cidr"],
+        "cluster_name": cluster["dns_domain"],
+        "dns_mode": "coredns",
+        "nvidia_accelerator_enabled": False,
+        "kubeconfig_localhost": True,
+        "helm_enabled": False,
+    }
+
+
+def build_plan(config, ctx):
+    """The normalized plan (call only on a valid config)."""
+    config = apply_defaults(config_schema.SCHEMA, copy.deepcopy(config))
+    cluster = config["cluster"]
+    nodes = config["nodes"]
+    plan_pools = {}
+    for name, pool in sorted(config.get("gpu_pools", {}).items()):
+        members = [n["name"] for n in nodes if n.get("pool") == name]
+        per_node = ctx["pool_resources"].get(name, {})
+        mig_plan = ctx["pool_mig"].get(name)
+        model = None
+        if pool["model"] != "auto" and gpu_catalog is not None:
+            entry = gpu_catalog.lookup(pool["model"])
+            model = {"key": entry.key, "name": entry.name, "gfd_product": entry.gfd_product,
+                     "memory_mib": entry.memory_mib, "mig_capable": entry.mig_capable}
+        plan_pools[name] = {
+            "name": name,
+            "model": pool["model"],
+            "catalog": model,
+            "gpus_per_node": pool["gpus_per_node"],
+            "driver": pool.get("driver", {"mode": "operator"}),
+            "mig": dict(pool.get("mig", {"strategy": "none"}), enabled=mig_enabled(pool),
+                        config_name=("gpufleet-%s" % name) if mig_enabled(pool) else "all-disabled",
+                        placements=mig_plan["placements"] if mig_plan else None),
+            "sharing": pool.get("sharing", {"mode": "none"}),
+            "labels": pool.get("labels", {}),
+            "taints": pool.get("taints", []),
+            "nodes": members,
+            "node_count": len(members),
+            "resources_per_node": per_node,
+            "capacity": {res: count * len(members) for res, count in per_node.items()},
+        }
+    teams = []
+    for team in config.get("teams", []):
+        quotas = {}
+        for pool_name, resources in team.get("quotas", {}).items():
+            quotas[pool_name] = {}
+            for res, value in resources.items():
+                entry = value if isinstance(value, dict) else {"nominal": value}
+                quotas[pool_name][res] = entry
+        teams.append(dict(team, namespace=team.get("namespace", team["name"]), quotas=quotas))
+    services = {}
+    for name, service in config.get("services", {}).items():
+        services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
+        services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
+    for name in versions.CHARTS:
+        if name not in services:
+            service = apply_defaults(config_schema.SCHEMA["properties"]["services"]["properties"][name], {})
+            services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
+            services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
+    return {
+        "cluster": cluster,
+        "nodes": nodes,
+        "pools": plan_pools,
+        "teams": teams,
+        "scheduling": config.get("scheduling", apply_defaults(config_schema.SCHEMA["properties"]["scheduling"], {})),
+        "services": services,
+        "airgap": config.get("airgap", {"enabled": False}),
+        "secrets": config.get("secrets", {}),
+        "kubespray": kubespray_vars(cluster),
+        "versions": {"kubespray": versions.KUBESPRAY_VERSION, "kubernetes": cluster["kubernetes_version"],
+                     "helm": versions.HELM_VERSION},
+        "warnings": sorted(set(ctx.get("warnings", []))),
+    }
+
+
+def _issues(config, secret_values, ctx):
+    if not isinstance(config, dict):
+        return [ConfigIssue("", "config.yml must be a mapping of sections (cluster, nodes, ...)", config, True)]
+    issues = schema_issues(config)
+    filled = apply_defaults(config_schema.SCHEMA, copy.deepcopy(config))
+    issues.extend(rule_issues(filled, secret_values, ctx))
+    return issues
+
+
+def check(config, secret_values=None):
+    """All problems in ``config`` (a list of ConfigIssue); empty when valid."""
+    return _issues(config, secret_values, {})
+
+
+def validate(config, secret_values=None):
+    """Validate ``config`` and return the plan; raise ConfigValidationError listing every problem.
+
+    ``secret_values`` maps variable names to values (the controller's vaulted variables) so that
+    secret references can be checked; pass None to skip that check.
+    """
+    ctx = {}
+    issues = _issues(config, secret_values, ctx)
+    if issues:
+        raise ConfigValidationError(issues)
+    return build_plan(config, ctx)

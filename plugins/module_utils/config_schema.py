@@ -1,0 +1,493 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpufleet.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""The config.yml contract, as a JSON Schema (draft 2020-12).
+
+This dict is the single source: ``schemas/config.schema.json`` (what editors load through the
+yaml-language-server modeline) and ``docs/config.md`` are generated from it by
+``make schema docs`` and a unit test keeps them equal.
+
+Every object sets ``additionalProperties: false`` so a typo is an error, never silently ignored.
+Cross-field rules (uniqueness, references, capacity, secrets) live in ``config_rules``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+K8S_VERSION = r"^1\.[0-9]+\.[0-9]+$"
+CHART_VERSION = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$"
+RESOURCE_NAME = r"^([a-z0-9.-]+/)?[a-zA-Z0-9][-a-zA-Z0-9_.]*$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+DURATION = r"^[0-9]+(ms|s|m|h|d|w|y)$"
+
+SERVICES = ("cert_manager", "gpu_operator", "kueue", "volcano", "slurm", "kserve", "monitoring")
+
+
+def _obj(properties, required=(), description=None, **extra):
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+    if required:
+        schema["required"] = list(required)
+    if description:
+        schema["description"] = description
+    schema.update(extra)
+    return schema
+
+
+def _str(description, **extra):
+    schema = {"type": "string", "description": description}
+    schema.update(extra)
+    return schema
+
+
+def _int(description, minimum=None, maximum=None, **extra):
+    schema = {"type": "integer", "description": description}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    schema.update(extra)
+    return schema
+
+
+def _bool(description, default):
+    return {"type": "boolean", "description": description, "default": default}
+
+
+def _enum(description, choices, default=None):
+    schema = {"type": "string", "enum": list(choices), "description": description}
+    if default is not None:
+        schema["default"] = default
+    return schema
+
+
+SECRET_REF = {
+    "description": (
+        "A secret is never written in config.yml. Either name the Ansible variable that holds it "
+        "(put that variable in an Ansible Vault file), or ask the collection to generate it once "
+        "and keep it in a Kubernetes Secret."
+    ),
+    "oneOf": [
+        _obj({"var": _str("Name of the (vaulted) Ansible variable holding the secret.", pattern=VAR_NAME)},
+             required=("var",)),
+        _obj({"generate": {"const": True, "description": "Generate once, store in a Kubernetes Secret, never regenerate."}},
+             required=("generate",)),
+    ],
+}
+
+TAINT = _obj(
+    {
+        "key": _str("Taint key.", pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9][-A-Za-z0-9_.]*$"),
+        "value": _str("Taint value.", default=""),
+        "effect": _enum("Taint effect.", ("NoSchedule", "PreferNoSchedule", "NoExecute")),
+    },
+    required=("key", "effect"),
+)
+
+LABELS = {
+    "type": "object",
+    "description": "Kubernetes labels (string values).",
+    "propertyNames": {"pattern": r"^([a-z0-9.-]+/)?[A-Za-z0-9][-A-Za-z0-9_.]*$"},
+    "additionalProperties": {"type": "string", "maxLength": 63},
+}
+
+CHART = _obj(
+    {
+        "source": _enum(
+            "Where the chart comes from: a Helm repository, an OCI registry, or a local chart "
+            "directory/tarball (air-gapped sites).",
+            ("repo", "oci", "local"),
+        ),
+        "repo_url": _str("Helm repository URL (source: repo).", pattern=r"^(https?|file)://"),
+        "name": _str("Chart name in the repository (source: repo)."),
+        "oci_ref": _str("OCI chart reference (source: oci), e.g. oci://registry.example/charts/kueue.",
+                        pattern=r"^oci://"),
+        "path": _str("Local chart directory or .tgz on the controller (source: local)."),
+    },
+    description="Overrides the chart source from the version matrix. Omit to use the pinned upstream source.",
+)
+
+
+def _service(description, extra_properties=None, enabled_default=False):
+    props = {
+        "enabled": _bool("Install this component.", enabled_default),
+        "version": _str("Chart version; omit to use the collection's pinned version matrix.", pattern=CHART_VERSION),
+        "namespace": _str("Namespace the component is installed into.", pattern=DNS_LABEL),
+        "chart": CHART,
+        "values": {
+            "type": "object",
+            "description": "Free-form Helm values merged last over the values the role computes (escape hatch).",
+        },
+    }
+    props.update(extra_properties or {})
+    return _obj(props, description=description)
+
+
+QUOTA_VALUE = {
+    "description": "A nominal quota (an integer), or a quota with borrowing and lending limits.",
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        _obj(
+            {
+                "nominal": _int("Guaranteed amount.", minimum=0),
+                "borrowing_limit": _int("How much more the team may borrow from the cohort.", minimum=0),
+                "lending_limit": _int("How much of the nominal quota may be lent to other teams.", minimum=0),
+            },
+            required=("nominal",),
+        ),
+    ],
+}
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://gpufleet.example/schemas/config.schema.json",
+    "title": "gpufleet.platform config.yml",
+    "description": "One file that says what the GPU platform is. Validate with `make validate`.",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["cluster", "nodes"],
+    "properties": {
+        "plugin": {
+            "const": "gpufleet.platform.config",
+            "description": "Lets `ansible-playbook -i config.yml` read this file as an inventory.",
+        },
+        "cluster": _obj(
+            {
+                "name": _str("Cluster name (a DNS-1123 label).", pattern=DNS_LABEL),
+                "kubernetes_version": _str("Kubernetes version Kubespray installs (1.30 or newer).",
+                                           pattern=K8S_VERSION, default="1.35.4"),
+                "container_runtime": _enum("Container runtime. The NVIDIA runtime drop-in supports containerd.",
+                                           ("containerd",), "containerd"),
+                "network_plugin": _enum("Kubespray network plugin.",
+                                        ("calico", "cilium", "flannel", "kube-router", "custom_cni"), "calico"),
+                "kube_proxy_mode": _enum("kube-proxy mode.", ("ipvs", "iptables", "nftables"), "ipvs"),
+                "pod_cidr": _str("Pod network (CIDR).", default="10.233.64.0/18"),
+                "service_cidr": _str("Service network (CIDR).", default="10.233.0.0/18"),
+                "dns_domain": _str("Cluster DNS domain.", pattern=DNS_SUBDOMAIN, default="cluster.local"),
+                "kubeconfig": _str("Where the admin kubeconfig lives on the controller; cluster roles use it.",
+                                   default="~/.kube/gpufleet.conf"),
+                "context": _str("kubeconfig context to use (default: the current context)."),
+                "ssh": _obj(
+                    {
+                        "user": _str("SSH user on every node.", default="root"),
+                        "private_key_file": _str("SSH private key on the controller."),
+                        "port": _int("SSH port.", 1, 65535, default=22),
+                        "become": _bool("Use privilege escalation on the nodes.", True),
+                    },
+                    description="How Ansible reaches the nodes.",
+                ),
+            },
+            required=("name",),
+            description="The Kubernetes cluster Kubespray builds.",
+        ),
+        "nodes": {
+            "type": "array",
+            "minItems": 1,
+            "description": "Every server, once.",
+            "items": _obj(
+                {
+                    "name": _str("Node name (hostname, a DNS-1123 subdomain).", pattern=DNS_SUBDOMAIN, maxLength=63),
+                    "address": _str("IPv4 or IPv6 address Ansible and Kubernetes use."),
+                    "roles": {
+                        "type": "array",
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "description": "What the node runs.",
+                        "items": {"enum": ["control-plane", "etcd", "worker"]},
+                    },
+                    "pool": _str("GPU pool this worker belongs to (a key of gpu_pools).", pattern=DNS_LABEL),
+                    "labels": LABELS,
+                    "taints": {"type": "array", "items": TAINT, "description": "Extra node taints."},
+                    "simulated": _bool("Lab only: a simulated (KWOK) node; node-level plays skip it.", False),
+                    "host_vars": {
+                        "type": "object",
+                        "description": "Extra Ansible host variables for this node (free-form).",
+                    },
+                },
+                required=("name", "address", "roles"),
+            ),
+        },
+        "gpu_pools": {
+            "type": "object",
+            "description": "Groups of identical GPU nodes. Keys are pool names (DNS-1123 labels).",
+            "propertyNames": {"pattern": DNS_LABEL},
+            "additionalProperties": _obj(
+                {
+                    "model": _str(
+                        "Expected GPU model: a catalog key (see docs/gpu-models.md), a PCI device ID, "
+                        "or `auto` (taken from discovery; MIG layouts need a concrete model).",
+                        default="auto",
+                    ),
+                    "gpus_per_node": _int("GPUs in each node of the pool.", 1, 16),
+                    "driver": _obj(
+                        {
+                            "mode": _enum("Who installs the driver: the GPU Operator, or it is preinstalled on the host.",
+                                          ("operator", "preinstalled"), "operator"),
+                            "version": _str("Driver version the Operator installs (operator mode).",
+                                            pattern=r"^[0-9]+(\.[0-9]+){1,2}$"),
+                        },
+                    ),
+                    "mig": _obj(
+                        {
+                            "strategy": _enum("How MIG devices are exposed to Kubernetes.",
+                                              ("none", "single", "mixed"), "none"),
+                            "layout": {
+                                "description": (
+                                    "A preset name (all-disabled, all-1g.10gb, all-balanced, ...), a "
+                                    "{profile: count} map for every GPU, or a list of maps, one per GPU index."
+                                ),
+                                "oneOf": [
+                                    {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.+-]*$"},
+                                    {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                                    {"type": "array", "minItems": 1, "items": {
+                                        "type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}},
+                                ],
+                            },
+                            "allow_disruption": _bool(
+                                "Allow changing the layout of nodes that run GPU pods (they are drained first).", False),
+                        },
+                    ),
+                    "sharing": _obj(
+                        {
+                            "mode": _enum("GPU sharing.", ("none", "time-slicing", "mps"), "none"),
+                            "replicas": _int("Replicas per GPU (or per MIG device).", 2, 64),
+                            "rename_by_default": _bool("Advertise shared GPUs as <resource>.shared.", False),
+                            "fail_requests_greater_than_one": _bool(
+                                "Refuse pods asking for more than one shared replica (upstream advice).", True),
+                        },
+                    ),
+                    "labels": LABELS,
+                    "taints": {"type": "array", "items": TAINT, "description": "Taints put on every node of the pool."},
+                },
+                required=("gpus_per_node",),
+            ),
+        },
+        "scheduling": _obj(
+            {
+                "allow_overcommit": _bool("Allow team quotas to add up to more than the pools provide.", False),
+                "cohort": _str("Kueue cohort shared by the team ClusterQueues.", pattern=DNS_LABEL, default="gpufleet"),
+                "preemption": _enum("Kueue preemption within a team's ClusterQueue.",
+                                    ("Never", "LowerPriority", "LowerOrNewerEqualPriority"), "LowerPriority"),
+                "queueing_strategy": _enum("Kueue queueing strategy.", ("BestEffortFIFO", "StrictFIFO"),
+                                           "BestEffortFIFO"),
+            },
+            description="How teams share the GPUs.",
+        ),
+        "teams": {
+            "type": "array",
+            "description": "Tenants. Each becomes a namespace, a Kueue LocalQueue/ClusterQueue and/or a Volcano queue.",
+            "items": _obj(
+                {
+                    "name": _str("Team name (a DNS-1123 label).", pattern=DNS_LABEL),
+                    "namespace": _str("Namespace (default: the team name).", pattern=DNS_LABEL),
+                    "description": _str("Free text."),
+                    "priority": _int("Priority value of the team's WorkloadPriorityClass.", -1000000, 1000000000),
+                    "quotas": {
+                        "type": "object",
+                        "description": "GPU quotas: {pool: {resource: quota}}, e.g. {a100: {nvidia.com/gpu: 8}}.",
+                        "propertyNames": {"pattern": DNS_LABEL},
+                        "additionalProperties": {
+                            "type": "object",
+                            "propertyNames": {"pattern": RESOURCE_NAME},
+                            "additionalProperties": QUOTA_VALUE,
+                        },
+                    },
+                    "cpu": _str("CPU quota (Kubernetes quantity).", pattern=QUANTITY),
+                    "memory": _str("Memory quota (Kubernetes quantity).", pattern=QUANTITY),
+                    "volcano": _obj(
+                        {
+                            "weight": _int("Queue weight.", 1, 65535),
+                            "parent": _str("Parent queue (a team name) for hierarchical queues.", pattern=DNS_LABEL),
+                            "reclaimable": _bool("Other queues may reclaim resources this queue lent.", True),
+                        },
+                    ),
+                    "delete_namespace_on_removal": _bool(
+                        "Delete the namespace when the team is removed from config.", False),
+                },
+                required=("name",),
+            ),
+        },
+        "services": _obj(
+            {
+                "cert_manager": _service(
+                    "cert-manager (KServe and Slurm need it).",
+                    {"install": _bool("Install it; false asserts an existing cert-manager.", True)},
+                ),
+                "gpu_operator": _service(
+                    "NVIDIA GPU Operator.",
+                    {
+                        "dcgm_exporter": _bool("Run the DCGM exporter.", True),
+                        "cdi": _bool("Use CDI in the toolkit.", True),
+                        "nfd": _bool("Deploy Node Feature Discovery.", True),
+                    },
+                    enabled_default=True,
+                ),
+                "kueue": _service(
+                    "Kueue (job queueing and quotas).",
+                    {
+                        "integrations": {
+                            "type": "array",
+                            "uniqueItems": True,
+                            "description": "Job frameworks Kueue manages.",
+                            "items": {"enum": [
+                                "batch/job", "jobset.x-k8s.io/jobset", "kubeflow.org/pytorchjob",
+                                "kubeflow.org/mpijob", "trainer.kubeflow.org/trainjob", "ray.io/rayjob",
+                                "ray.io/raycluster", "pod", "deployment", "statefulset", "leaderworkerset.x-k8s.io/leaderworkerset",
+                            ]},
+                        },
+                        "wait_for_pods_ready": _bool("All-or-nothing admission (waitForPodsReady).", True),
+                        "fair_sharing": _bool("Enable fair sharing between cohorts.", False),
+                    },
+                ),
+                "volcano": _service(
+                    "Volcano (gang scheduling, hierarchical queues).",
+                    {
+                        "scheduler_plugins": {
+                            "type": "array", "uniqueItems": True,
+                            "items": {"enum": ["gang", "drf", "proportion", "capacity", "binpack", "priority",
+                                               "predicates", "nodeorder", "conformance"]},
+                            "description": "Scheduler plugins to enable.",
+                        },
+                    },
+                ),
+                "slurm": _service(
+                    "Slurm on Kubernetes (Slinky slurm-operator).",
+                    {
+                        "cluster_name": _str("Slurm cluster name.", pattern=DNS_LABEL),
+                        "nodesets": {
+                            "type": "array",
+                            "description": "Slurm node sets, one per GPU pool Slurm uses.",
+                            "items": _obj(
+                                {
+                                    "name": _str("NodeSet name.", pattern=DNS_LABEL),
+                                    "pool": _str("GPU pool.", pattern=DNS_LABEL),
+                                    "replicas": _int("Slurm worker pods.", 0, 10000),
+                                    "gres": {
+                                        "type": "object",
+                                        "description": "GRES per node: {gpu: N} or {<mig profile>: N}.",
+                                        "additionalProperties": {"type": "integer", "minimum": 0},
+                                    },
+                                },
+                                required=("name", "pool"),
+                            ),
+                        },
+                        "partitions": {
+                            "type": "array",
+                            "items": _obj(
+                                {
+                                    "name": _str("Partition name.", pattern=r"^[a-z0-9_-]+$"),
+                                    "nodesets": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                                    "default": _bool("Default partition.", False),
+                                    "max_time": _str("Max job time (Slurm time spec or UNLIMITED)."),
+                                },
+                                required=("name", "nodesets"),
+                            ),
+                        },
+                        "login_ssh_keys": {"type": "array", "items": {"type": "string", "pattern": r"^(ssh-|ecdsa-)"},
+                                           "description": "SSH public keys for the login set."},
+                        "accounting": _obj(
+                            {
+                                "enabled": _bool("Slurm accounting (slurmdbd) with an external database.", False),
+                                "database_host": _str("Database host."),
+                                "database_user": _str("Database user.", default="slurm"),
+                            },
+                        ),
+                    },
+                ),
+                "kserve": _service(
+                    "KServe model serving (vLLM).",
+                    {
+                        "deployment_mode": _enum("KServe deployment mode; Knative needs Knative installed.",
+                                                 ("Standard", "Knative"), "Standard"),
+                        "models": {
+                            "type": "array",
+                            "description": "InferenceServices.",
+                            "items": _obj(
+                                {
+                                    "name": _str("Model name.", pattern=DNS_LABEL),
+                                    "namespace": _str("Namespace (a team's namespace when Kueue is on).",
+                                                      pattern=DNS_LABEL),
+                                    "storage_uri": _str("hf://, pvc:// or s3:// URI.",
+                                                        pattern=r"^(hf|pvc|s3)://.+"),
+                                    "pool": _str("GPU pool to run on.", pattern=DNS_LABEL),
+                                    "gpu_resource": _str("GPU resource, e.g. nvidia.com/gpu or nvidia.com/mig-3g.40gb.",
+                                                         pattern=RESOURCE_NAME, default="nvidia.com/gpu"),
+                                    "gpus": _int("GPUs (or MIG devices) per replica.", 1, 16),
+                                    "tensor_parallel_size": _int("vLLM tensor parallel size (= gpus).", 1, 16),
+                                    "parameters_billion": {"type": "number", "exclusiveMinimum": 0,
+                                                           "description": "Model size, billions of parameters."},
+                                    "dtype": _enum("Weights dtype.", ("float16", "bfloat16", "float32", "fp8", "int8",
+                                                                      "int4"), "bfloat16"),
+                                    "max_model_len": _int("vLLM max model length.", 1),
+                                    "min_replicas": _int("Minimum replicas.", 0, 1000),
+                                    "max_replicas": _int("Maximum replicas.", 1, 1000),
+                                    "credentials": SECRET_REF,
+                                },
+                                required=("name", "storage_uri"),
+                            ),
+                        },
+                    },
+                ),
+                "monitoring": _service(
+                    "kube-prometheus-stack with DCGM GPU metrics, dashboards and GPU alerts.",
+                    {
+                        "retention": _str("Prometheus retention.", pattern=DURATION, default="15d"),
+                        "storage_size": _str("Prometheus volume size (empty: no PVC).", pattern=QUANTITY),
+                        "gpu_scrape_interval": _str("DCGM exporter scrape interval (>= 5s).", pattern=DURATION,
+                                                    default="30s"),
+                        "grafana_admin_user": _str("Grafana admin user.", default="gpufleet-admin"),
+                        "alerts": _obj(
+                            {
+                                "gpu_temperature_celsius": _int("GPU temperature alert threshold.", 40, 120, default=85),
+                                "framebuffer_used_percent": _int("Framebuffer use alert threshold.", 50, 100, default=95),
+                                "low_utilisation_percent": _int("Low utilisation (right-sizing) threshold.", 1, 100,
+                                                                default=20),
+                                "kueue_pending_minutes": _int("Kueue workload pending alert threshold.", 1, 10080,
+                                                              default=60),
+                            },
+                        ),
+                    },
+                ),
+            },
+            description="Platform components. Each has `enabled`, an optional pinned `version` and `chart` source.",
+        ),
+        "airgap": _obj(
+            {
+                "enabled": _bool("Air-gapped site: charts and images come from local mirrors.", False),
+                "chart_mirror": _obj(
+                    {
+                        "type": _enum("Mirror kind.", ("local", "oci", "repo")),
+                        "location": _str("Directory of chart .tgz files, oci://registry/prefix, or Helm repo URL."),
+                    },
+                    required=("type", "location"),
+                ),
+                "image_registry": _str("Registry (host[:port][/prefix]) that mirrors every image.",
+                                       pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$"),
+            },
+            description="Air-gap settings.",
+        ),
+        "secrets": _obj(
+            {
+                "grafana_admin_password": SECRET_REF,
+                "slurm_db_password": SECRET_REF,
+                "registry_credentials": SECRET_REF,
+                "alertmanager_receivers": SECRET_REF,
+            },
+            description="Secrets, by reference only: never a literal value in config.yml.",
+        ),
+    },
+}
+
+
+def schema():
+    """Return a copy of the schema (callers may annotate it)."""
+    return copy.deepcopy(SCHEMA)

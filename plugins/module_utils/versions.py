@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpufleet.platform contributors
+# Apache License 2.0 (see LICENSE)
+"""The version matrix: every pinned version and upstream chart source, in one place.
+
+Roles never hard-code a version or a chart URL: the validated plan carries, per component, the
+chart reference resolved from this matrix, the service's ``version``/``chart`` overrides in
+config.yml, and the air-gap mirror. docs/versions.md is generated from this table.
+Facts: ../shared/research/upstream.md section 0 (release tags read 2026-08).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+KUBESPRAY_VERSION = "v2.31.0"
+KUBERNETES_VERSION = "1.35.4"
+KUBERNETES_MIN_VERSION = "1.30.0"
+HELM_VERSION = "3.18.4"
+ETCD_VERSION = "3.6.10"
+ANSIBLE_CORE_RANGE = ">=2.18.0,<2.19.0"
+
+# component -> charts it installs, in install order. Each chart: name, version, repo_url or oci_ref.
+CHARTS = {
+    "cert_manager": [
+        {"name": "cert-manager", "version": "v1.21.1", "oci_ref": "oci://quay.io/jetstack/charts/cert-manager",
+         "repo_url": "https://charts.jetstack.io", "namespace": "cert-manager"},
+    ],
+    "gpu_operator": [
+        {"name": "gpu-operator", "version": "v26.7.0", "repo_url": "https://helm.ngc.nvidia.com/nvidia",
+         "namespace": "gpu-operator"},
+    ],
+    "kueue": [
+        {"name": "kueue", "version": "0.19.2", "oci_ref": "oci://registry.k8s.io/kueue/charts/kueue",
+         "namespace": "kueue-system"},
+    ],
+    "volcano": [
+        {"name": "volcano", "version": "1.15.1", "repo_url": "https://volcano-sh.github.io/helm-charts",
+         "namespace": "volcano-system"},
+    ],
+    "slurm": [
+        {"name": "slurm-operator-crds", "version": "1.2.1",
+         "oci_ref": "oci://ghcr.io/slinkyproject/charts/slurm-operator-crds", "namespace": "slinky"},
+        {"name": "slurm-operator", "version": "1.2.1",
+         "oci_ref": "oci://ghcr.io/slinkyproject/charts/slurm-operator", "namespace": "slinky"},
+        {"name": "slurm", "version": "1.2.1", "main": True, "oci_ref": "oci://ghcr.io/slinkyproject/charts/slurm",
+         "namespace": "slurm"},
+    ],
+    "kserve": [
+        {"name": "kserve-crd", "version": "v0.20.0", "oci_ref": "oci://ghcr.io/kserve/charts/kserve-crd",
+         "namespace": "kserve"},
+        {"name": "kserve-resources", "version": "v0.20.0", "main": True, "oci_ref": "oci://ghcr.io/kserve/charts/kserve-resources",
+         "namespace": "kserve"},
+        {"name": "kserve-runtime-configs", "version": "v0.20.0",
+         "oci_ref": "oci://ghcr.io/kserve/charts/kserve-runtime-configs", "namespace": "kserve"},
+    ],
+    "monitoring": [
+        {"name": "kube-prometheus-stack", "version": "88.5.3",
+         "oci_ref": "oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack",
+         "repo_url": "https://prometheus-community.github.io/helm-charts", "namespace": "monitoring"},
+    ],
+}
+
+# Images that are not set through a chart default (pinned here too).
+IMAGES = {
+    "vllm": "docker.io/vllm/vllm-openai:v0.11.0",
+}
+
+
+def _source_of(chart):
+    """Default source kind for a chart entry: OCI when upstream publishes one, else the Helm repo."""
+    return "oci" if chart.get("oci_ref") else "repo"
+
+
+def resolve_chart(component, chart, service=None, airgap=None):
+    """Resolve one chart of a component to {name, version, source, ref, repo_url, namespace}.
+
+    ``ref`` is what ``kubernetes.core.helm``'s ``chart_ref`` takes: an ``oci://`` reference, a
+    local path, or the chart name (with ``repo_url`` given separately as ``chart_repo_url``).
+    Precedence: the service's own ``chart``/``version`` in config.yml, then the air-gap mirror,
+    then the matrix. A service-level ``chart`` override applies to its first (main) chart only
+    when the component installs several charts, unless it is a local directory of charts.
+    """
+    service = service or {}
+    airgap = airgap or {}
+    version = service.get("version") if chart is _main_chart(component) else None
+    version = version or chart["version"]
+    override = service.get("chart") or {}
+    resolved = {
+        "name": chart["name"],
+        "version": version,
+        "namespace": service.get("namespace") or chart["namespace"],
+        "repo_url": None,
+    }
+    if override and chart is _main_chart(component):
+        source = override.get("source") or ("local" if override.get("path") else
+                                            "oci" if override.get("oci_ref") else "repo")
+        if source == "local":
+            resolved.update(source="local", ref=override["path"])
+        elif source == "oci":
+            resolved.update(source="oci", ref=override.get("oci_ref") or chart.get("oci_ref"))
+        else:
+            resolved.update(source="repo", ref=override.get("name") or chart["name"],
+                            repo_url=override.get("repo_url") or chart.get("repo_url"))
+        return resolved
+    mirror = airgap.get("chart_mirror") if airgap.get("enabled") else None
+    if mirror:
+        location = mirror["location"].rstrip("/")
+        if mirror["type"] == "local":
+            resolved.update(source="local", ref="%s/%s-%s.tgz" % (location, chart["name"], version))
+        elif mirror["type"] == "oci":
+            resolved.update(source="oci", ref="%s/%s" % (location, chart["name"]))
+        else:
+            resolved.update(source="repo", ref=chart["name"], repo_url=location)
+        return resolved
+    source = _source_of(chart)
+    if source == "oci":
+        resolved.update(source="oci", ref=chart["oci_ref"])
+    else:
+        resolved.update(source="repo", ref=chart["name"], repo_url=chart["repo_url"])
+    return resolved
+
+
+def _main_chart(component):
+    """The chart a service-level ``version``/``chart`` override applies to."""
+    charts = CHARTS[component]
+    return next((c for c in charts if c.get("main")), charts[0])
+
+
+def resolve_component(component, service=None, airgap=None):
+    """All charts of a component, resolved."""
+    return [resolve_chart(component, chart, service, airgap) for chart in CHARTS[component]]
