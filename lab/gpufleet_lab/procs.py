@@ -1,0 +1,145 @@
+"""Start, track and stop the lab's processes (pid files under RUN/pids, logs under RUN/logs)."""
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from . import settings
+
+
+class LabError(RuntimeError):
+    """A clear, user-facing failure (missing binary, port taken, component not healthy)."""
+
+
+def _pidfile(name):
+    return os.path.join(settings.PIDS, name + ".pid")
+
+
+def logfile(name):
+    return os.path.join(settings.LOGS, name + ".log")
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            return fh.read().split(b"\0")
+    except OSError:
+        return None
+
+
+def read_pid(name):
+    """The pid of a lab process if it is alive and still the program we started, else None."""
+    try:
+        with open(_pidfile(name)) as fh:
+            pid, exe = fh.read().split("\n", 1)
+        pid = int(pid)
+    except (OSError, ValueError):
+        return None
+    cmd = _cmdline(pid)
+    if not cmd or exe.strip().encode() not in cmd[:3]:
+        return None
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return None
+    except OSError:
+        return None
+    return pid
+
+
+def running():
+    out = {}
+    if os.path.isdir(settings.PIDS):
+        for entry in sorted(os.listdir(settings.PIDS)):
+            if entry.endswith(".pid"):
+                name = entry[:-4]
+                out[name] = read_pid(name)
+    return out
+
+
+def port_free(port, host=settings.HOST):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            return False
+        raise
+    finally:
+        sock.close()
+
+
+def check_ports(names):
+    busy = [("%s (%s:%d)" % (n, settings.HOST, settings.PORTS[n])) for n in names
+            if not port_free(settings.PORTS[n])]
+    if busy:
+        raise LabError("port(s) already in use: %s. Another program (or a lab started with another "
+                       "GPUFLEET_LAB_RUN) holds them; stop it or set GPUFLEET_LAB_*_PORT." % ", ".join(busy))
+
+
+def require_binary(path):
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise LabError("missing binary %s: run `make lab-build` first" % path)
+
+
+def start(name, argv, env=None):
+    """Start argv[0] in its own session, detached; record its pid. Returns the pid."""
+    require_binary(argv[0])
+    os.makedirs(settings.PIDS, exist_ok=True)
+    os.makedirs(settings.LOGS, exist_ok=True)
+    log = open(logfile(name), "ab")
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True, env=full_env, cwd=settings.RUN)
+    log.close()
+    with open(_pidfile(name), "w") as fh:
+        fh.write("%d\n%s" % (proc.pid, argv[0]))
+    return proc.pid
+
+
+def start_python(name, module, args=()):
+    """Start a lab Python module (e.g. the GPU simulator) with this interpreter."""
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (settings.LAB_DIR, os.environ.get("PYTHONPATH")) if p),
+           "PYTHONUNBUFFERED": "1"}
+    return start(name, [sys.executable, "-m", module] + list(args), env=env)
+
+
+def alive(name):
+    return read_pid(name) is not None
+
+
+def stop(name, timeout=15.0):
+    """SIGTERM the process group (each lab process leads its own), then SIGKILL after timeout."""
+    pid = read_pid(name)
+    if pid is not None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.time() + (timeout if sig == signal.SIGTERM else 5)
+            while time.time() < deadline and _cmdline(pid) is not None and read_pid(name) is not None:
+                time.sleep(0.1)
+            if read_pid(name) is None:
+                break
+    try:
+        os.unlink(_pidfile(name))
+    except FileNotFoundError:
+        pass
+    return pid
+
+
+def tail(name, lines=20):
+    try:
+        with open(logfile(name), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            return "\n".join(fh.read().decode(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
