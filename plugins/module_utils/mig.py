@@ -144,7 +144,8 @@ def _normalize_entry(model, entry, where):
             val = table[name]
             return None if val is None else dict(val)
         valid = sorted(table)
-        close = difflib.get_close_matches(name, valid, n=1)
+        same = _same_class(model, name[4:].replace(".me", "+me").replace(".gfx", "+gfx")) if name.startswith("all-") else []
+        close = ["all-" + same[0].replace("+", ".")] if same else difflib.get_close_matches(name, valid, n=1)
         raise MigLayoutError(
             "%sUnknown MIG preset %r for %s (%s); valid presets: %s.%s"
             % (where, name, model.key, model.name, ", ".join(_preset_order(model, valid)),
@@ -305,6 +306,12 @@ def _needs_r510(model, counts):
 
 
 def _enumerate_multisets(model, driver):
+    # models that share a profile table share the enumeration
+    return _enumerate_geometry(model.profiles, model.compute_slice_count, model.memory_slice_count, driver)
+
+
+def _enumerate_geometry(profiles, compute_slices, memory_slices, driver):
+    model = gpu_catalog.GpuModel("_", "_", "_", 0, (), "_", True, "_", profiles, compute_slices, memory_slices, (), (), "", ())
     found = set()
     for placement in _placements_of(model):
         counts = {}
@@ -316,7 +323,18 @@ def _enumerate_multisets(model, driver):
 
 
 if lru_cache is not None:
-    _enumerate_multisets = lru_cache(maxsize=256)(_enumerate_multisets)
+    _enumerate_geometry = lru_cache(maxsize=256)(_enumerate_geometry)
+
+
+def fits(model, counts, driver_version=None):
+    """Fast yes/no: does the {profile: count} multiset fit one GPU of ``model`` (all rules)?"""
+    model = gpu_catalog.lookup(model)
+    if not model.mig_capable:
+        return False
+    items = tuple(sorted((n, c) for n, c in counts.items() if c))
+    if not items:
+        return True
+    return items in placeable_multisets(model, driver_version)
 
 
 def placeable_multisets(model, driver_version=None):
@@ -431,7 +449,7 @@ def validate_gpu(model, counts, driver_version=None, where=""):
             alt = n.replace(".me", "+me") if n.endswith(".me") or ".me." in n else n
             alt = alt.replace(".gfx", "+gfx")
             close = [alt] if model.profile(alt) else _same_class(model, n) or difflib.get_close_matches(
-                n, model.profile_names, n=1, cutoff=0.6)
+                n, model.profile_names, n=1, cutoff=0.8)
             if close:
                 hints.append("%r -> %r" % (n, close[0]))
                 fixed[close[0]] = fixed.get(close[0], 0) + counts[n]
@@ -640,3 +658,50 @@ def merge_plans(plans, config_name=None):
         "mig_parted": {"version": MIG_PARTED_VERSION, "mig-configs": {name: entries}},
         "resources": {"mixed": dict(sorted(mixed.items())), "single": single},
     }
+
+
+def plan_from_facts(facts, layout, model=None, gpu_count=None, driver_version=None, config_name=None, device_filter=False):
+    """plan_layout() for the GPUs that gpu_facts discovered on a host.
+
+    ``facts`` is ``ansible_facts.gpufleet_gpu_facts``.  The model, GPU count and driver version come from
+    the facts unless given; when the GPUs report ``nvidia-smi mig -lgip`` profiles, those override the
+    catalog's profile set and counts.
+    """
+    if not isinstance(facts, dict) or not isinstance(facts.get("gpus"), list):
+        raise MigLayoutError("gpu_facts must be the gpufleet_gpu_facts dict returned by gpufleet.platform.gpu_facts.")
+    gpus = facts["gpus"]
+    if not gpus:
+        raise MigLayoutError(
+            "gpu_facts lists no GPU (%s); there is nothing to plan a MIG layout for." % (facts.get("reason") or "no reason given")
+        )
+    if model is not None:
+        wanted = _model(model)
+        chosen = [g for g in gpus if g.get("model") == wanted.key]
+        if not chosen:
+            found = sorted(set(str(g.get("model")) for g in gpus))
+            raise MigLayoutError("gpu_facts has no %s GPU; the host has: %s." % (wanted.key, ", ".join(found)))
+    else:
+        keys_found = {}
+        for g in gpus:
+            keys_found[str(g.get("model"))] = keys_found.get(str(g.get("model")), 0) + 1
+        if len(keys_found) > 1:
+            raise MigLayoutError(
+                "The host mixes GPU models (%s); set model to plan one of them and merge the plans with the "
+                "gpufleet.platform.mig_parted_config filter." % ", ".join("%s x%d" % (k, v) for k, v in sorted(keys_found.items()))
+            )
+        if "None" in keys_found:
+            g = gpus[0]
+            raise MigLayoutError(
+                "GPU %s (%s, PCI device ID %s) is not in the GPU catalog; set model to a catalog key (%s)."
+                % (g.get("index"), g.get("name"), g.get("pci_device_id"), ", ".join(gpu_catalog.keys()))
+            )
+        chosen = gpus
+        wanted = _model(gpus[0]["model"])
+    hw = chosen[0].get("mig_profiles") or []
+    if hw and wanted.mig_capable:
+        wanted = gpu_catalog.with_hardware_profiles(wanted, hw)
+    count = gpu_count if gpu_count is not None else len(chosen)
+    driver = driver_version if driver_version is not None else facts.get("driver_version")
+    plan = plan_layout(wanted, layout, count, driver, config_name=config_name, device_filter=device_filter)
+    plan["profiles_source"] = "nvidia-smi mig -lgip" if hw and wanted.mig_capable else "catalog"
+    return plan

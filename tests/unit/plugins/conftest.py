@@ -1,0 +1,5 @@
+"""Shared helpers for the plugin unit tests (fixture locations, module-test harness)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
