@@ -82,4 +82,3 @@ class ActionModule(ActionBase):
                 except AnsibleError:
                     values[name] = None
         return values
-

@@ -136,4 +136,3 @@ class InventoryModule(BaseInventoryPlugin):
 def pool_group(pool):
     """Inventory group of a GPU pool: ``pool_<name>`` with ``-`` turned into ``_``."""
     return "pool_" + str(pool).replace("-", "_")
-

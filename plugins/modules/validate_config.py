@@ -1,7 +1,9 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: gpufleet.platform contributors
-# Apache License 2.0 (see LICENSE)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+# Apache License 2.0 (see LICENSE), or at your option GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt), like every module file (see README, Licensing).
 
 from __future__ import absolute_import, division, print_function
 
@@ -41,12 +43,16 @@ attributes:
     description: Changes nothing in any mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
   action:
     support: full
+    description: Runs on the controller as an action plugin.
   platform:
+    support: full
+    description: Any controller platform.
     platforms: all
 author:
-  - gpufleet.platform contributors
+  - gpufleet.platform maintainers (@gpufleet)
 notes:
   - The schema ships as C(schemas/config.schema.json); the reference is C(docs/config.md).
 """
@@ -74,7 +80,7 @@ ansible_facts:
       returned: success
       sample: {"pools": {"a100": {"capacity": {"nvidia.com/gpu": 16}}}}
 issues:
-  description: Every problem found, one line each, C(key.path: message (got value)).
+  description: Every problem found, one line each, as C(key.path) then the message and the value it got.
   returned: failure
   type: list
   elements: str

@@ -1,0 +1,89 @@
+# gpufleet.platform developer and CI entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.example.yml
+COLLECTIONS := $(CURDIR)/.build/collections
+LINK := $(COLLECTIONS)/ansible_collections/gpufleet/platform
+SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/gpufleet/platform
+# Sanity covers the collection as shipped (galaxy.yml build_ignore) plus its unit tests; the lab,
+# benchmarks, dev tools and integration suites are not part of it (they are ruff-checked by `lint`).
+SANITY_EXCLUDE := ^(lab|bench|tools|molecule|\.ci|tests/integration)/
+PYTEST_ARGS ?=
+# ansible-test's pip bootstrap (see tools/ansible_test_get_pip.py)
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PYTHONDONTWRITEBYTECODE := 1
+export GPUFLEET_SHARED ?= $(abspath $(CURDIR)/../shared)
+
+.PHONY: help
+help: ## List targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+.PHONY: venv
+venv: $(BIN)/.installed $(LINK) ## Python virtualenv with the pinned tooling
+
+$(LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+.PHONY: validate
+validate: venv ## Validate CONFIG (default config.example.yml); touches no host
+	$(BIN)/ansible-playbook -i $(CONFIG) playbooks/validate.yml
+
+.PHONY: schema docs
+schema: venv ## Regenerate schemas/config.schema.json from the schema module
+	$(BIN)/python tools/gen_docs.py schema
+
+docs: venv ## Regenerate docs/config.md and docs/versions.md
+	$(BIN)/python tools/gen_docs.py docs
+
+.PHONY: lint
+lint: venv ## ansible-lint (production profile), yamllint, ruff, generated files up to date
+	$(BIN)/python tools/gen_docs.py check
+	$(BIN)/yamllint -s .
+	$(BIN)/ruff check .
+	$(BIN)/ansible-lint
+
+.PHONY: sanity
+sanity: venv ## ansible-test sanity with empty ignore files
+	rm -rf $(dir $(SANITY_ROOT))
+	mkdir -p $(HOME)/.ansible/test/cache
+	test -f $(GET_PIP_CACHE) || cp tools/ansible_test_get_pip.py $(GET_PIP_CACHE)
+	mkdir -p $(SANITY_ROOT)
+	git ls-files -co --exclude-standard | grep -vE '$(SANITY_EXCLUDE)' | xargs -d '\n' cp --parents -t $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && git init -q && git add -A && \
+	  $(CURDIR)/$(BIN)/ansible-test sanity --python $(shell $(BIN)/python -c 'import sys;print("%d.%d"%sys.version_info[:2])') \
+	    --requirements --color no $(SANITY_ARGS)
+
+.PHONY: units
+units: venv ## Unit tests (pure logic, modules, config rules)
+	$(BIN)/pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: integration
+integration: venv ## Integration tests (ansible-playbook runs; the lab when present)
+	$(BIN)/pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: venv ## Benchmarks (figures, not pass/fail)
+	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+.PHONY: test
+test: lint sanity units integration ## Everything CI runs
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the venv and the lab cache)
+	rm -rf .build/sanity .pytest_cache
+
+-include lab/lab.mk
