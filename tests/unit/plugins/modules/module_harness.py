@@ -7,6 +7,7 @@ import json
 from unittest.mock import patch
 
 from ansible.module_utils import basic
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.common.text.converters import to_bytes
 
 
@@ -39,8 +40,9 @@ def set_module_args(args):
 
 def _exit_json(self, **kwargs):
     kwargs.setdefault("changed", False)
-    if self._warnings:
-        kwargs["warnings"] = list(self._warnings)
+    warned = list(ansible_warnings.get_warning_messages())
+    if warned:
+        kwargs["warnings"] = warned
     raise AnsibleExitJson(kwargs)
 
 
@@ -52,5 +54,7 @@ def _fail_json(self, msg, **kwargs):
 
 @contextlib.contextmanager
 def module_harness():
+    """Patch exit_json/fail_json to raise, and start with no collected warnings."""
+    del ansible_warnings._global_warnings[:]
     with patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json):
         yield
