@@ -46,7 +46,7 @@ def core_api(user="admin"):
 
 def kubectl(*args, check=True, capture=False, timeout=300):
     cmd = [settings.binary("kubectl"), "--kubeconfig", settings.KUBECONFIG] + list(args)
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
     if check and res.returncode != 0:
         raise procs.LabError("%s failed (%d): %s" % (" ".join(cmd[:1] + list(args)), res.returncode,
                                                      (res.stderr or res.stdout)[-2000:]))
@@ -389,7 +389,7 @@ def summary():
         return rc
     print("\nHelm releases:")
     res = subprocess.run([settings.binary("helm"), "--kubeconfig", settings.KUBECONFIG, "list", "-A"],
-                         capture_output=True, text=True)
+                         check=False, capture_output=True, text=True)
     print(res.stdout or res.stderr)
     print("Nodes:")
     print(kubectl("get", "nodes", "-L", "gpufleet.io/pool,nvidia.com/gpu.product,nvidia.com/mig.config.state",

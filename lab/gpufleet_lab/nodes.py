@@ -178,7 +178,7 @@ def prune_nodes(api, keep_names):
     stale = [n.metadata.name for n in api.list_node(label_selector=settings.MANAGED_LABEL + "=gpufleet-lab").items
              if n.metadata.name not in keep]
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda n: api.delete_node(n), stale))
+        list(pool.map(api.delete_node, stale))
     return stale
 
 

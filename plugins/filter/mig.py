@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) gpufleet.platform contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: gpufleet.platform contributors
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+# Apache License 2.0 (see LICENSE), or at your option GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt), like every module file (see README, Licensing).
 """Filters that turn a MIG layout into a mig-parted config, Kubernetes resources or placements.
 
 Documentation: the mig_parted_config.yml, mig_resources.yml, mig_placements.yml and mig_plan.yml files next to this one.

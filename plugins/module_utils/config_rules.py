@@ -128,6 +128,9 @@ def _schema_issue(error, root_schema):
     validator = error.validator
     sub = error.schema if isinstance(error.schema, dict) else {}
     value = error.instance
+    if "propertyNames" in list(error.schema_path) and validator == "pattern":
+        helptext = PATTERN_HELP.get(error.validator_value, "text matching %s" % error.validator_value)
+        return [ConfigIssue(key_path(list(error.absolute_path) + [value]), "key must be %s" % helptext)]
     if validator == "additionalProperties" and isinstance(value, dict):
         allowed = sorted(sub.get("properties", {}))
         issues = []
@@ -171,12 +174,6 @@ def _schema_issue(error, root_schema):
         return [ConfigIssue(path, "must not repeat items", value, True)]
     if validator == "maxLength":
         return [ConfigIssue(path, "must be at most %d characters" % error.validator_value, value, True)]
-    if validator == "propertyNames":
-        bad = [k for k in value if not re.match(error.validator_value.get("pattern", ".*"), str(k))] \
-            if isinstance(value, dict) else []
-        helptext = PATTERN_HELP.get(error.validator_value.get("pattern"), "a valid name")
-        return [ConfigIssue(key_path(list(error.absolute_path) + [k]), "key must be %s" % helptext) for k in bad] \
-            or [ConfigIssue(path, "keys must be %s" % helptext)]
     if validator == "oneOf":
         description = sub.get("description", "")
         return [ConfigIssue(path, "is not valid here: %s" % description.rstrip("."), value, True)]

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) gpufleet.platform contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: gpufleet.platform contributors
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+# Apache License 2.0 (see LICENSE), or at your option GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt), like every module file (see README, Licensing).
 """GPU model catalog: identity (PCI device IDs, product names, GFD labels) and MIG profile tables.
 
 Pure data plus lookup helpers; no Ansible imports.  Every entry records where its facts come from

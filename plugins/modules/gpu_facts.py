@@ -1,7 +1,9 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) gpufleet.platform contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: gpufleet.platform contributors
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+# Apache License 2.0 (see LICENSE), or at your option GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt), like every module file (see README, Licensing).
 
 from __future__ import absolute_import, division, print_function
 
@@ -29,7 +31,7 @@ description:
   - An nvidia-smi failure that needs the operator (driver/library version mismatch, lost GPU, missing
     permission) fails the task with a message that says what to do.
 author:
-  - gpufleet.platform maintainers
+  - gpufleet.platform maintainers (@gpufleet)
 options:
   nvidia_smi_path:
     description:
@@ -49,8 +51,10 @@ attributes:
     description: The module only reads; it runs the same queries in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
   facts:
     support: full
+    description: Returns its results as C(ansible_facts.gpufleet_gpu_facts).
 notes:
   - Never reports C(changed).
   - C(nvidia-smi -q -x) does not name MIG profiles; without C(nvidia-smi -L) the profile of a MIG device

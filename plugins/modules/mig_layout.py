@@ -1,7 +1,9 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright (c) gpufleet.platform contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# Copyright: gpufleet.platform contributors
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+# Apache License 2.0 (see LICENSE), or at your option GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt), like every module file (see README, Licensing).
 
 from __future__ import absolute_import, division, print_function
 
@@ -32,7 +34,7 @@ description:
     C(v100-pcie-16gb), C(v100-pcie-32gb), C(v100s-pcie-32gb), C(a2), C(a10), C(a10g), C(a40), C(rtx-a6000),
     C(l4), C(l40), C(l40s), C(rtx-6000-ada) (no MIG)."
 author:
-  - gpufleet.platform maintainers
+  - gpufleet.platform maintainers (@gpufleet)
 options:
   model:
     description:
@@ -52,7 +54,7 @@ options:
       - A preset name (C(all-disabled), C(all-enabled), C(all-balanced), or C(all-<profile>) such as
         C(all-1g.10gb) or C(all-1g.10gb.me), at the profile's maximum count), as in the GPU Operator's
         mig-parted configs.
-      - Or a C(profile: count) map applied to every GPU of the node.
+      - Or a C(profile -> count) map applied to every GPU of the node.
       - Or a list with one entry per GPU index, each a map, a preset name, or C(disabled).
     type: raw
     required: true
@@ -82,6 +84,7 @@ attributes:
     description: The module only computes; it behaves the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
 notes:
   - Never reports C(changed).
   - Placement start slots for Hopper and Blackwell parts are assumed identical to A100's (see C(assumed)
@@ -158,7 +161,7 @@ resources:
     - Kubernetes extended resources the node gets from the device plugin.
     - C(mixed) maps C(nvidia.com/mig-<profile>) (with C(+) written as C(.)) and C(nvidia.com/gpu) (for
       GPUs with MIG disabled) to counts.
-    - C(single) is C({nvidia.com/gpu: N}) when every GPU has one and the same profile (or MIG is off on all
+    - C(single) is C(nvidia.com/gpu -> N) when every GPU has one and the same profile (or MIG is off on all
       of them), and null when the layout is not uniform.
   returned: success
   type: dict

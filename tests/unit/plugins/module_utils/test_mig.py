@@ -259,7 +259,7 @@ def test_a100_40gb_19_maximal_placements_and_12_multisets():
     placeable = [m for m in mig.placeable_multisets("a100-sxm4-40gb") if all(n in A100_40_BASE for n, _c in m)]
     assert len(placeable) == 37
     # before R510 the 4g+3g layout disappears: 18 of the 19
-    pre510 = [m for m in mig.maximal_multisets("a100-sxm4-40gb", A100_40_BASE, driver_version="470.57.02")]
+    pre510 = mig.maximal_multisets("a100-sxm4-40gb", A100_40_BASE, driver_version="470.57.02")
     assert (("3g.20gb", 1), ("4g.20gb", 1)) not in pre510
 
 
