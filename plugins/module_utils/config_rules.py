@@ -247,6 +247,12 @@ def _version_tuple(text):
     return tuple(int(p) for p in str(text).split("."))
 
 
+def _schema_clean(ctx, prefix):
+    """True when the schema reported nothing at or under ``prefix``."""
+    return not any(p == prefix or p.startswith(prefix + ".") or p.startswith(prefix + "[")
+                   for p in ctx.get("schema_paths", ()))
+
+
 def mig_enabled(pool):
     layout = _dict(pool.get("mig")).get("layout")
     return layout is not None and layout != "all-disabled"
@@ -413,8 +419,8 @@ def rule_pools(config, ctx):
         elif strategy != "none" and layout is None:
             yield ConfigIssue(base + ".mig.layout", "is required when mig.strategy is '%s' (e.g. all-1g.10gb or a "
                               "{profile: count} map); or set strategy: none" % strategy)
-        if not model_ok or not isinstance(pool.get("gpus_per_node"), int) or mig is None and mig_enabled(pool):
-            continue
+        if not model_ok or not _schema_clean(ctx, base):
+            continue  # planning needs a pool the schema accepted (sizes in range)
         try:
             resources, plan = pool_resources(name, pool)
         except (ValueError, TypeError, KeyError) as exc:
@@ -779,6 +785,7 @@ def _issues(config, secret_values, ctx):
     if not isinstance(config, dict):
         return [ConfigIssue("", "config.yml must be a mapping of sections (cluster, nodes, ...)", config, True)]
     issues = schema_issues(config)
+    ctx["schema_paths"] = [issue.path for issue in issues]
     filled = apply_defaults(config_schema.SCHEMA, copy.deepcopy(config))
     issues.extend(rule_issues(filled, secret_values, ctx))
     return issues
