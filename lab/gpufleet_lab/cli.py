@@ -204,6 +204,11 @@ def check_binaries():
 
 
 def up(config_path, timeout=120, quiet=False):
+    with procs.lab_lock():
+        return _up(config_path, timeout, quiet)
+
+
+def _up(config_path, timeout, quiet):
     t0 = time.time()
     config_path = os.path.abspath(os.path.expanduser(config_path))
     config = nodes.load_config(config_path)
@@ -258,7 +263,7 @@ def up(config_path, timeout=120, quiet=False):
         wait_default_service_account(api)
     except Exception:
         log("lab-up failed; stopping what was started (logs kept in %s)" % settings.LOGS)
-        down(quiet=True, keep_logs=True)
+        down(quiet=True)
         raise
     timings["total"] = round(time.time() - t0, 1)
     timings["apiserver_rss_mib"] = _rss_mib(procs.read_pid("kube-apiserver"))
@@ -297,7 +302,12 @@ def sync_nodes(api_client, config, lab_id, timeout):
 # down / status / clean
 # ---------------------------------------------------------------------------------------------
 
-def down(quiet=False, keep_logs=True):
+def down(quiet=False):
+    with procs.lab_lock():
+        return _down(quiet)
+
+
+def _down(quiet):
     stopped = []
     for name in reversed(ORDER):
         pid = procs.stop(name)

@@ -214,6 +214,7 @@ class Simulator(object):
             if ann.get(APPLIED) != key:
                 if labels.get(MIG_STATE) != "pending":
                     self.core.patch_node(name, {"metadata": {"labels": {MIG_STATE: "pending"}}})
+                    labels[MIG_STATE] = "pending"
                     self.log("%s: mig.config=%s -> pending" % (name, labels[MIG_CONFIG]))
                     time.sleep(self.args.mig_delay)
                 res, state, error = self.apply_mig(node, labels, ann, model, gpus)

@@ -1,5 +1,7 @@
 """Start, track and stop the lab's processes (pid files under RUN/pids, logs under RUN/logs)."""
+import contextlib
 import errno
+import fcntl
 import os
 import signal
 import socket
@@ -12,6 +14,41 @@ from . import settings
 
 class LabError(RuntimeError):
     """A clear, user-facing failure (missing binary, port taken, component not healthy)."""
+
+
+_LOCK_DEPTH = [0, None]
+
+
+@contextlib.contextmanager
+def lab_lock(timeout=600.0):
+    """Serialise lab-up / lab-down between processes sharing this run dir (re-entrant in-process)."""
+    if _LOCK_DEPTH[0]:
+        _LOCK_DEPTH[0] += 1
+        try:
+            yield
+        finally:
+            _LOCK_DEPTH[0] -= 1
+        return
+    path = settings.RUN.rstrip("/") + ".lock"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fh = open(path, "w")
+    deadline = time.time() + timeout
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.time() > deadline:
+                fh.close()
+                raise LabError("another lab-up/lab-down holds %s for more than %ds" % (path, timeout))
+            time.sleep(0.2)
+    _LOCK_DEPTH[0], _LOCK_DEPTH[1] = 1, fh
+    try:
+        yield
+    finally:
+        _LOCK_DEPTH[0], _LOCK_DEPTH[1] = 0, None
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
 
 
 def _pidfile(name):
@@ -114,6 +151,14 @@ def alive(name):
     return read_pid(name) is not None
 
 
+def _reap(pid):
+    """Collect the exit status when the process is our own child (lab-up run in-process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
 def stop(name, timeout=15.0):
     """SIGTERM the process group (each lab process leads its own), then SIGKILL after timeout."""
     pid = read_pid(name)
@@ -125,7 +170,9 @@ def stop(name, timeout=15.0):
                 break
             deadline = time.time() + (timeout if sig == signal.SIGTERM else 5)
             while time.time() < deadline and _cmdline(pid) is not None and read_pid(name) is not None:
+                _reap(pid)
                 time.sleep(0.1)
+            _reap(pid)
             if read_pid(name) is None:
                 break
     try:

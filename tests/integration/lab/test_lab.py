@@ -1,0 +1,410 @@
+"""The lab: a real API server, upstream CRDs, simulated GPU nodes, the GPU simulator, lab-down.
+
+Tests run in file order; the last one stops the lab (and restarts it if it was running before).
+"""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from gpufleet_lab import cli, control_plane, gpu_models, procs, settings, upstream
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def wait_for(predicate, timeout=30.0, interval=0.2, what="condition"):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def pod(name, resources=None, node_selector=None, tolerations=None):
+    spec = {"containers": [{"name": "main", "image": "registry.invalid/lab-test:0",
+                            "resources": {"limits": resources} if resources else {}}]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def running_on(lab, ns, name):
+    p = lab.core.read_namespaced_pod(name, ns)
+    ready = any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or ())
+    return p if p.status.phase == "Running" and ready and p.spec.node_name else None
+
+
+def capacity(lab, node):
+    return dict(lab.core.read_node(node).status.capacity)
+
+
+# ------------------------------------------------------------------------------------ control plane
+
+
+def test_apiserver_healthy(lab):
+    ok, detail = control_plane.apiserver_ready()
+    assert ok, detail
+    status, body = control_plane.http_get(settings.api_url() + "/version", control_plane.ssl_context())
+    assert status == 200
+    assert json.loads(body)["gitVersion"] == "v" + settings.KUBE_VERSION
+    status, body = control_plane.http_get(settings.api_url() + "/livez", control_plane.ssl_context())
+    assert status == 200, body
+
+
+def test_control_plane_binds_loopback_only(lab):
+    """Every lab port listens on 127.0.0.1 only."""
+    with open("/proc/net/tcp") as fh:
+        rows = [line.split() for line in fh.readlines()[1:]]
+    ports = set(settings.PORTS.values())
+    for row in rows:
+        local, st = row[1], row[3]
+        if st != "0A":  # LISTEN
+            continue
+        ip_hex, port_hex = local.split(":")
+        if int(port_hex, 16) in ports:
+            assert ip_hex == "0100007F", "port %d listens on %s" % (int(port_hex, 16), ip_hex)
+
+
+def test_anonymous_and_unauthorised_requests_rejected(lab):
+    """RBAC is on: an unauthenticated client gets no data."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=os.path.join(settings.PKI, "ca.crt"))
+    status, _ = control_plane.http_get(settings.api_url() + "/api/v1/secrets", ctx)
+    assert status in (401, 403)
+
+
+def _crd_names():
+    names = []
+    for d in upstream.crd_dirs():
+        for path in sorted(glob.glob(os.path.join(d, "*.yaml"))):
+            with open(path) as fh:
+                text = fh.read()
+            meta = re.search(r"^metadata:\n(?:[ ].*\n)*?  name: ([^\s]+)", text, re.M)
+            assert meta, path
+            names.append(meta.group(1))
+    return names
+
+
+def test_upstream_crds_established(lab):
+    expected = _crd_names()
+    assert len(expected) >= 60
+    crds = {c.metadata.name: c for c in lab.ext.list_custom_resource_definition().items}
+    missing = [n for n in expected if n not in crds]
+    assert not missing
+    not_established = [n for n in expected if not any(
+        c.type == "Established" and c.status == "True" for c in crds[n].status.conditions or ())]
+    assert not not_established
+
+
+def test_custom_resource_validated_by_real_schema(lab, namespace):
+    """A Kueue ResourceFlavor (storage v1beta2) is accepted; an invalid one is rejected by the CRD schema."""
+    from kubernetes.client.rest import ApiException
+    body = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+            "metadata": {"name": "lab-test-" + namespace[-6:]},
+            "spec": {"nodeLabels": {"gpufleet.io/pool": "a100"}}}
+    lab.custom.create_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "resourceflavors", body)
+    lab.custom.delete_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "resourceflavors", body["metadata"]["name"])
+    bad = dict(body, spec={"nodeLabels": "not-a-map"})
+    with pytest.raises(ApiException) as err:
+        lab.custom.create_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "resourceflavors", bad)
+    assert err.value.status == 422
+
+
+# ------------------------------------------------------------------------------------ nodes
+
+
+def test_simulated_gpu_nodes_ready_with_labels_and_capacity(lab):
+    pools = lab.config["gpu_pools"]
+    gpu_nodes = lab.gpu_nodes()
+    assert len(gpu_nodes) >= 3
+    for cfg in gpu_nodes:
+        node = lab.core.read_node(cfg["name"])
+        pool = pools[cfg["pool"]]
+        model = gpu_models.lookup(pool["model"])
+        labels = node.metadata.labels
+        ready = [c for c in node.status.conditions if c.type == "Ready"]
+        assert ready and ready[0].status == "True", cfg["name"]
+        assert labels["gpufleet.io/pool"] == cfg["pool"]
+        assert labels["nvidia.com/gpu.present"] == "true"
+        assert labels["nvidia.com/gpu.product"].startswith(model.gfd_product)
+        assert labels["nvidia.com/gpu.count"] == str(pool["gpus_per_node"])
+        assert labels["nvidia.com/gpu.memory"] == str(model.memory_mib)
+        assert labels["nvidia.com/mig.capable"] == ("true" if model.mig_capable else "false")
+        for key in ("nvidia.com/gpu.family", "nvidia.com/cuda.driver-version.major",
+                    "nvidia.com/cuda.driver-version.minor", "nvidia.com/cuda.driver-version.revision",
+                    "nvidia.com/cuda.runtime-version.major", "nvidia.com/cuda.runtime-version.minor"):
+            assert labels.get(key), (cfg["name"], key)
+        if model.mig_capable:
+            assert labels["nvidia.com/mig.strategy"] == pool["mig"]["strategy"]
+        assert "node-role.kubernetes.io/worker" in labels
+        if not ({"nvidia.com/mig.config", "nvidia.com/device-plugin.config"} & set(labels)):
+            # untouched by an earlier run of the MIG / sharing tests on a lab that was kept running
+            assert node.status.capacity["nvidia.com/gpu"] == str(pool["gpus_per_node"])
+            assert node.status.allocatable["nvidia.com/gpu"] == str(pool["gpus_per_node"])
+        for res in ("cpu", "memory", "pods"):
+            assert res in node.status.allocatable
+        addresses = {a.type: a.address for a in node.status.addresses}
+        assert addresses["InternalIP"] == cfg["address"]
+        assert node.status.node_info.kubelet_version == "v" + settings.KUBE_VERSION
+    # CPU-only and control-plane nodes carry no GPU labels
+    cp = lab.core.read_node("lab-cp-1")
+    assert "nvidia.com/gpu.present" not in cp.metadata.labels
+    assert any(t.key == "node-role.kubernetes.io/control-plane" for t in cp.spec.taints)
+
+
+# ------------------------------------------------------------------------------------ scheduling
+
+
+def test_gpu_pod_schedules_and_runs(lab, namespace):
+    lab.core.create_namespaced_pod(namespace, pod("one-gpu", {"nvidia.com/gpu": "1"}))
+    p = wait_for(lambda: running_on(lab, namespace, "one-gpu"), what="one-gpu Running")
+    node = lab.core.read_node(p.spec.node_name)
+    assert node.metadata.labels.get("nvidia.com/gpu.present") == "true"
+    assert p.status.pod_ip
+
+
+def test_oversized_gpu_pod_stays_pending(lab, namespace):
+    biggest = max(int(n.status.allocatable.get("nvidia.com/gpu", "0")) for n in lab.core.list_node().items)
+    lab.core.create_namespaced_pod(namespace, pod("too-big", {"nvidia.com/gpu": str(biggest + 1)}))
+
+    def unschedulable():
+        p = lab.core.read_namespaced_pod("too-big", namespace)
+        return [c for c in p.status.conditions or () if c.type == "PodScheduled" and c.reason == "Unschedulable"]
+
+    cond = wait_for(unschedulable, what="PodScheduled=False/Unschedulable")
+    assert "nvidia.com/gpu" in cond[0].message
+    time.sleep(2)
+    p = lab.core.read_namespaced_pod("too-big", namespace)
+    assert p.status.phase == "Pending" and not p.spec.node_name
+
+
+def test_deployment_pods_run_on_simulated_nodes(lab, namespace):
+    body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:0"}]}}}}
+    lab.apps.create_namespaced_deployment(namespace, body)
+
+    def available():
+        d = lab.apps.read_namespaced_deployment("web", namespace)
+        return (d.status.available_replicas or 0) == 3
+    wait_for(available, what="deployment web 3/3 available")
+    pods = lab.core.list_namespaced_pod(namespace, label_selector="app=web").items
+    assert all(lab.core.read_node(p.spec.node_name).metadata.labels.get(settings.SIMULATED_LABEL) == "true"
+               for p in pods)
+
+
+def test_job_pod_completes(lab, namespace):
+    from kubernetes import client
+    body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "main", "image": "registry.invalid/job:0", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}
+    batch = client.BatchV1Api(lab.api_client)
+    batch.create_namespaced_job(namespace, body)
+    wait_for(lambda: (batch.read_namespaced_job("once", namespace).status.succeeded or 0) == 1, timeout=45,
+             what="job succeeded")
+
+
+# ------------------------------------------------------------------------------------ GPU simulator
+
+MIG_NODE = "lab-h100-2"
+
+
+def _mig_state(lab, node):
+    return lab.core.read_node(node).metadata.labels.get("nvidia.com/mig.config.state")
+
+
+def test_mig_label_publishes_mig_resources(lab, namespace):
+    lab.core.patch_node(MIG_NODE, {"metadata": {"labels": {"nvidia.com/mig.config": "all-1g.10gb"}}})
+    wait_for(lambda: _mig_state(lab, MIG_NODE) == "success", what="mig.config.state=success")
+    cap = capacity(lab, MIG_NODE)
+    assert cap["nvidia.com/mig-1g.10gb"] == "56"  # 8 x H100 80GB x 7
+    assert cap["nvidia.com/gpu"] == "0"
+    labels = lab.core.read_node(MIG_NODE).metadata.labels
+    assert labels["nvidia.com/mig-1g.10gb.count"] == "56"
+    # a pod asking for a MIG slice lands there
+    lab.core.create_namespaced_pod(namespace, pod("mig-slice", {"nvidia.com/mig-1g.10gb": "1"}))
+    p = wait_for(lambda: running_on(lab, namespace, "mig-slice"), what="mig-slice Running")
+    assert p.spec.node_name == MIG_NODE
+
+
+def test_mig_layout_from_mig_parted_configmap(lab):
+    """The simulator reads the mig-parted ConfigMap and computes resources with the collection's MIG logic."""
+    from ansible_collections.gpufleet.platform.plugins.module_utils import mig
+    from kubernetes.client.rest import ApiException
+    try:
+        lab.core.create_namespace({"metadata": {"name": "gpu-operator"}})
+    except ApiException as exc:
+        assert exc.status == 409
+    layout = {"3g.40gb": 1, "2g.20gb": 1, "1g.10gb": 2}
+    plan = mig.plan_layout("h100-sxm5-80gb", layout, gpu_count=8, config_name="lab-mixed")
+    cfg = dict(plan["mig_parted"])
+    cfg["mig-configs"]["lab-impossible"] = [{"devices": "all", "mig-enabled": True, "mig-devices": {"7g.80gb": 2}}]
+    cm = {"metadata": {"name": "gpufleet-mig-parted-config", "namespace": "gpu-operator"},
+          "data": {"config.yaml": yaml.safe_dump(cfg)}}
+    try:
+        lab.core.create_namespaced_config_map("gpu-operator", cm)
+    except ApiException as exc:
+        assert exc.status == 409
+        lab.core.replace_namespaced_config_map("gpufleet-mig-parted-config", "gpu-operator", cm)
+    lab.core.patch_node(MIG_NODE, {"metadata": {"labels": {"nvidia.com/mig.config": "lab-mixed"}}})
+    wait_for(lambda: _mig_state(lab, MIG_NODE) == "success" and
+             capacity(lab, MIG_NODE).get("nvidia.com/mig-3g.40gb") == "8", what="lab-mixed applied")
+    cap = capacity(lab, MIG_NODE)
+    for res, count in plan["resources"]["mixed"].items():
+        assert cap[res] == str(count), res
+    assert cap["nvidia.com/mig-1g.10gb"] == "16"
+    # a layout that does not fit the GPU fails, and keeps the previous resources
+    lab.core.patch_node(MIG_NODE, {"metadata": {"labels": {"nvidia.com/mig.config": "lab-impossible"}}})
+    wait_for(lambda: _mig_state(lab, MIG_NODE) == "failed", what="mig.config.state=failed")
+    assert capacity(lab, MIG_NODE)["nvidia.com/mig-3g.40gb"] == "8"
+    ann = lab.core.read_node(MIG_NODE).metadata.annotations
+    assert ann.get("lab.gpufleet.io/mig-error")
+
+
+def test_force_mig_state_hook(lab):
+    node = "lab-a100-2"
+    before = capacity(lab, node)
+    lab.core.patch_node(node, {"metadata": {"annotations": {"lab.gpufleet.io/force-mig-state": "failed"},
+                                            "labels": {"nvidia.com/mig.config": "all-1g.10gb"}}})
+    wait_for(lambda: _mig_state(lab, node) == "failed", what="forced failed")
+    assert capacity(lab, node) == before
+    lab.core.patch_node(node, {"metadata": {"annotations": {"lab.gpufleet.io/force-mig-state": None}}})
+    wait_for(lambda: _mig_state(lab, node) == "success", what="success once the hook is removed")
+    assert capacity(lab, node)["nvidia.com/mig-1g.10gb"] == "56"
+
+
+def test_time_slicing_replicas(lab):
+    from kubernetes.client.rest import ApiException
+    node = "lab-l40s-2"
+    cfg = {"version": "v1", "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}}
+    cm = {"metadata": {"name": "gpufleet-device-plugin-config", "namespace": "gpu-operator"},
+          "data": {"l40s": yaml.safe_dump(cfg),
+                   "l40s-renamed": yaml.safe_dump({"version": "v1", "sharing": {"timeSlicing": {
+                       "renameByDefault": True, "resources": [{"name": "nvidia.com/gpu", "replicas": 2}]}}})}}
+    try:
+        lab.core.create_namespaced_config_map("gpu-operator", cm)
+    except ApiException as exc:
+        assert exc.status == 409
+        lab.core.replace_namespaced_config_map(cm["metadata"]["name"], "gpu-operator", cm)
+    lab.core.patch_node(node, {"metadata": {"labels": {"nvidia.com/device-plugin.config": "l40s"}}})
+    wait_for(lambda: capacity(lab, node).get("nvidia.com/gpu") == "16", what="4 GPUs x 4 replicas")
+    labels = lab.core.read_node(node).metadata.labels
+    assert labels["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+    assert labels["nvidia.com/gpu.replicas"] == "4"
+    assert labels["nvidia.com/gpu.product"].endswith("-SHARED")
+    lab.core.patch_node(node, {"metadata": {"labels": {"nvidia.com/device-plugin.config": "l40s-renamed"}}})
+    wait_for(lambda: capacity(lab, node).get("nvidia.com/gpu.shared") == "8", what="renamed to gpu.shared")
+    assert capacity(lab, node)["nvidia.com/gpu"] == "0"
+
+
+def test_stand_in_gpu_operator_chart_and_cluster_policy_ready(lab):
+    """The stand-in chart installs with Helm from its local path; the simulator marks the ClusterPolicy ready."""
+    index_path = os.path.join(settings.CHARTS, "charts.yml")
+    with open(index_path) as fh:
+        index = yaml.safe_load(fh)
+    chart = index["charts"]["gpu-operator"]
+    with open(os.path.join(chart["path"], "Chart.yaml")) as fh:
+        meta = yaml.safe_load(fh)
+    assert meta["version"] == "v26.7.0" and meta["annotations"]["gpufleet.io/stand-in"] == "true"
+    assert "STAND-IN" in meta["description"]
+    helm = [settings.binary("helm"), "--kubeconfig", settings.KUBECONFIG]
+    res = subprocess.run(helm + ["upgrade", "--install", "gpu-operator", chart["package"], "-n", "gpu-operator",
+                                 "--create-namespace", "--wait", "--timeout", "90s",
+                                 "--set", "migManager.config.name=gpufleet-mig-parted-config"],
+                         check=False, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+    def ready():
+        items = lab.custom.list_cluster_custom_object("nvidia.com", "v1", "clusterpolicies")["items"]
+        return items and all((i.get("status") or {}).get("state") == "ready" for i in items)
+    wait_for(ready, what="ClusterPolicy ready")
+    dep = lab.apps.read_namespaced_deployment("gpu-operator", "gpu-operator")
+    assert dep.status.available_replicas == 1
+    subprocess.run(helm + ["uninstall", "gpu-operator", "-n", "gpu-operator", "--wait"], check=False, capture_output=True)
+
+
+def test_every_stand_in_chart_renders_with_upstream_values(lab):
+    with open(os.path.join(settings.CHARTS, "charts.yml")) as fh:
+        index = yaml.safe_load(fh)
+    assert {"gpu-operator", "kueue", "volcano", "slurm-operator-crds", "slurm-operator", "slurm", "kserve-crd",
+            "kserve-resources", "kserve-runtime-configs", "kube-prometheus-stack", "cert-manager",
+            "nvidia-device-plugin"} <= set(index["charts"])
+    for name, chart in index["charts"].items():
+        assert os.path.basename(chart["package"]) == "%s-%s.tgz" % (name, chart["version"])
+        res = subprocess.run([settings.binary("helm"), "template", name, chart["package"]],
+                             check=False, capture_output=True, text=True)
+        assert res.returncode == 0, (name, res.stderr)
+
+
+def test_simulator_refuses_other_clusters(lab, tmp_path):
+    """The simulator only runs against the lab's own 127.0.0.1 API server carrying this lab's marker."""
+    env = dict(os.environ, PYTHONPATH=settings.LAB_DIR)
+    with open(settings.KUBECONFIG) as fh:
+        kc = yaml.safe_load(fh)
+    kc["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:6443"
+    other = tmp_path / "other.conf"
+    other.write_text(yaml.safe_dump(kc))
+    for kubeconfig, lab_id in ((str(other), lab.state["lab_id"]), (settings.KUBECONFIG, "not-this-lab")):
+        res = subprocess.run([sys.executable, "-m", "gpufleet_lab.gpu_simulator", "--kubeconfig", kubeconfig,
+                              "--lab-id", lab_id], check=False, capture_output=True, text=True, env=env, timeout=60)
+        assert res.returncode == 2 and "refusing" in res.stderr, res.stderr
+
+
+def test_lab_up_is_idempotent(lab):
+    t = time.time()
+    state = cli.up(settings.DEFAULT_CONFIG if "LAB_CONFIG" not in os.environ else os.environ["LAB_CONFIG"],
+                   quiet=True)
+    assert time.time() - t < 10
+    assert state["lab_id"] == lab.state["lab_id"]
+
+
+# ------------------------------------------------------------------------------------ lab-down (last)
+
+
+def _lab_processes():
+    """Every process whose command line is a lab binary or the lab's GPU simulator."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                cmd = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if not cmd or not cmd[0]:
+            continue
+        head = b" ".join(cmd[:3]).decode(errors="replace")
+        if head.startswith(settings.BIN) or "gpufleet_lab.gpu_simulator" in head:
+            out.append((int(pid), head))
+    return out
+
+
+def test_lab_down_leaves_no_process(lab):
+    pids = procs.running()
+    assert all(pids.get(n) for n in cli.ORDER), pids
+    assert _lab_processes()
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "lab", "lab.py"), "down"],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert _lab_processes() == []
+    for pid in pids.values():
+        procs._reap(pid)  # when this pytest process started the lab, the dead processes are its children
+        assert not os.path.exists("/proc/%d" % pid) or not procs._cmdline(pid), pid
+    for name in ("etcd", "apiserver", "controller-manager", "scheduler", "kwok"):
+        assert procs.port_free(settings.PORTS[name]), name
+    assert procs.running() == {}
+    if lab.was_running:  # put back what the developer had
+        cli.up(os.environ.get("LAB_CONFIG", settings.DEFAULT_CONFIG), quiet=True)
