@@ -97,7 +97,8 @@ def warm_up(gpu_nodes, tmpdir):
 def main():
     missing = [b for b in cli.BINARIES if not os.access(settings.binary(b), os.X_OK)]
     if missing:
-        raise SystemExit("lab not built (%s): run `make lab-build`" % ", ".join(missing))
+        print("bench_lab: skipped, lab not built (%s): run `make lab-build`" % ", ".join(missing))
+        return 0
     was_running = cli.all_running()
     report = {"machine": {"cpus": os.cpu_count()}, "versions": {
         "kubernetes": settings.KUBE_VERSION, "etcd": settings.ETCD_VERSION, "helm": settings.HELM_VERSION,
