@@ -17,6 +17,7 @@ __metaclass__ = type
 import copy
 import difflib
 import ipaddress
+import os
 import re
 
 try:
@@ -719,6 +720,7 @@ def build_plan(config, ctx):
     """The normalized plan (call only on a valid config)."""
     config = apply_defaults(config_schema.SCHEMA, copy.deepcopy(config))
     cluster = config["cluster"]
+    cluster["kubeconfig"] = os.path.expanduser(cluster["kubeconfig"])
     nodes = config["nodes"]
     plan_pools = {}
     for name, pool in sorted(config.get("gpu_pools", {}).items()):

@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 KUBESPRAY_VERSION = "v2.31.0"
 KUBERNETES_VERSION = "1.35.4"
 KUBERNETES_MIN_VERSION = "1.30.0"
@@ -96,7 +98,7 @@ def resolve_chart(component, chart, service=None, airgap=None):
         source = override.get("source") or ("local" if override.get("path") else
                                             "oci" if override.get("oci_ref") else "repo")
         if source == "local":
-            resolved.update(source="local", ref=override["path"])
+            resolved.update(source="local", ref=os.path.expanduser(override["path"]))
         elif source == "oci":
             resolved.update(source="oci", ref=override.get("oci_ref") or chart.get("oci_ref"))
         else:
@@ -107,6 +109,7 @@ def resolve_chart(component, chart, service=None, airgap=None):
     if mirror:
         location = mirror["location"].rstrip("/")
         if mirror["type"] == "local":
+            location = os.path.expanduser(location)
             resolved.update(source="local", ref="%s/%s-%s.tgz" % (location, chart["name"], version))
         elif mirror["type"] == "oci":
             resolved.update(source="oci", ref="%s/%s" % (location, chart["name"]))
