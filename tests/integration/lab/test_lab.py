@@ -1,6 +1,6 @@
 """The lab: a real API server, upstream CRDs, simulated GPU nodes, the GPU simulator, lab-down.
 
-Tests run in file order; the last one stops the lab (and restarts it if it was running before).
+Tests run in file order. lab-down is tested last, in test_zz_lab_down.py.
 """
 import glob
 import json
@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from gpufleet_lab import cli, control_plane, gpu_models, procs, settings, upstream
+from gpufleet_lab import cli, control_plane, gpu_models, settings, upstream
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -368,47 +368,3 @@ def test_lab_up_is_idempotent(lab):
                    quiet=True)
     assert time.time() - t < 10
     assert state["lab_id"] == lab.state["lab_id"]
-
-
-# ------------------------------------------------------------------------------------ lab-down (last)
-
-
-def _lab_processes():
-    """Every process whose command line is a lab binary or the lab's GPU simulator."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as fh:
-                cmd = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if not cmd or not cmd[0]:
-            continue
-        head = b" ".join(cmd[:3]).decode(errors="replace")
-        if head.startswith(settings.BIN) or "gpufleet_lab.gpu_simulator" in head:
-            out.append((int(pid), head))
-    return out
-
-
-def test_lab_down_leaves_no_process(lab):
-    pids = procs.running()
-    assert all(pids.get(n) for n in cli.ORDER), pids
-    assert _lab_processes()
-    res = subprocess.run([sys.executable, os.path.join(ROOT, "lab", "lab.py"), "down"],
-                         check=False, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert _lab_processes() == []
-    for pid in pids.values():
-        procs._reap(pid)  # when this pytest process started the lab, the dead processes are its children
-        try:
-            with open("/proc/%d/stat" % pid) as fh:  # gone, or dead and awaiting init's reaping
-                assert fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"), pid
-        except FileNotFoundError:
-            pass
-    for name in ("etcd", "apiserver", "controller-manager", "scheduler", "kwok"):
-        assert procs.port_free(settings.PORTS[name]), name
-    assert procs.running() == {}
-    if lab.was_running:  # put back what the developer had
-        cli.up(os.environ.get("LAB_CONFIG", settings.DEFAULT_CONFIG), quiet=True)
