@@ -13,6 +13,7 @@ VENV ?= .venv
 LAB_PYTHON ?= $(VENV)/bin/python
 LAB_CONFIG ?= inventories/lab/config.yml
 LAB_CACHE ?= $(or $(GPUFLEET_LAB_CACHE),$(HOME)/.cache/gpufleet/lab)
+export GPUFLEET_LAB_CACHE := $(LAB_CACHE)
 LAB_APT_PACKAGES ?= ca-certificates git
 LAB_PY := $(LAB_PYTHON) lab/lab.py
 
@@ -29,7 +30,7 @@ lab-deps: ## Lab: OS packages the build needs (apt, non-interactive; only when m
 	@command -v go >/dev/null || { echo "[lab] ERROR: Go >= 1.26 is required (https://go.dev/dl/)"; exit 1; }
 
 lab-build: lab-deps ## Lab: build the pinned binaries from Go modules into $(LAB_CACHE) (idempotent)
-	GPUFLEET_LAB_CACHE=$(LAB_CACHE) bash lab/build.sh
+	bash lab/build.sh
 
 lab-up: ## Lab: start etcd, control plane, KWOK nodes from LAB_CONFIG, GPU simulator (idempotent)
 	$(LAB_PY) up --config $(LAB_CONFIG)
