@@ -21,6 +21,14 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONDONTWRITEBYTECODE := 1
 export GPUFLEET_SHARED ?= $(abspath $(CURDIR)/../shared)
 
+# Fragments add what their suites need: TEST_PREREQS (built before units/integration run) and
+# EXTRA_TEST_TARGETS (more suites `make test` runs, e.g. molecule).
+TEST_PREREQS :=
+EXTRA_TEST_TARGETS :=
+-include lab/lab.mk
+-include molecule/molecule.mk
+-include tests/promtool/promtool.mk
+
 .PHONY: help
 help: ## List targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -68,11 +76,11 @@ sanity: venv ## ansible-test sanity with empty ignore files
 	    --requirements --color no $(SANITY_ARGS)
 
 .PHONY: units
-units: venv ## Unit tests (pure logic, modules, config rules)
+units: venv $(TEST_PREREQS) ## Unit tests (pure logic, modules, config rules)
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: integration
-integration: venv ## Integration tests (ansible-playbook runs; the lab when present)
+integration: venv lab-build $(TEST_PREREQS) ## Integration tests (ansible-playbook runs; the lab)
 	$(BIN)/pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: bench
@@ -80,10 +88,9 @@ bench: venv ## Benchmarks (figures, not pass/fail)
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 .PHONY: test
-test: lint sanity units integration ## Everything CI runs
+test: lint sanity units integration $(EXTRA_TEST_TARGETS) ## Everything CI runs
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the venv and the lab cache)
 	rm -rf .build/sanity .pytest_cache
 
--include lab/lab.mk
