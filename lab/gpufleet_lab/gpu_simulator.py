@@ -111,12 +111,16 @@ class Simulator(object):
     def configmap(self, name, key):
         from kubernetes.client.rest import ApiException
         try:
-            cm = self.core.read_namespaced_config_map(name, self.args.namespace)
+            cm = self.core.read_namespaced_config_map(name, self.namespace())
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
         return (cm.data or {}).get(key) if key else (cm.data or {})
+
+    def namespace(self):
+        """The GPU Operator's namespace: the ClusterPolicy's Helm release namespace, else --namespace."""
+        return self.cp_config.get("namespace") or self.args.namespace
 
     def mig_configmap_name(self):
         return self.cp_config.get("mig") or self.args.mig_configmap
@@ -303,10 +307,10 @@ class Simulator(object):
         while not self.stop.is_set():
             try:
                 w = watch.Watch()
-                for ev in w.stream(self.core.list_namespaced_config_map, self.args.namespace, timeout_seconds=300):
-                    name = ev["object"].metadata.name
-                    if name in (self.mig_configmap_name(), self.dp_configmap()[0]):
-                        self.log("ConfigMap %s/%s %s: resync all GPU nodes" % (self.args.namespace, name, ev["type"]))
+                for ev in w.stream(self.core.list_config_map_for_all_namespaces, timeout_seconds=300):
+                    name, ns = ev["object"].metadata.name, ev["object"].metadata.namespace
+                    if ns == self.namespace() and name in (self.mig_configmap_name(), self.dp_configmap()[0]):
+                        self.log("ConfigMap %s/%s %s: resync all GPU nodes" % (ns, name, ev["type"]))
                         self.resync()
                     if self.stop.is_set():
                         break
@@ -328,21 +332,27 @@ class Simulator(object):
             except Exception as exc:
                 self.log("clusterpolicy poll: %s" % str(exc)[:200])
                 items = []
+            conf = {}
             for cp in items:
                 spec = cp.get("spec") or {}
-                conf = {
+                found = {
                     "mig": ((spec.get("migManager") or {}).get("config") or {}).get("name"),
                     "dp": ((spec.get("devicePlugin") or {}).get("config") or {}).get("name"),
                     "dp_default": ((spec.get("devicePlugin") or {}).get("config") or {}).get("default"),
+                    "namespace": ((cp.get("metadata") or {}).get("annotations") or {}).get(
+                        "meta.helm.sh/release-namespace"),
                 }
-                conf = {k: v for k, v in conf.items() if v}
-                if conf != self.cp_config:
-                    self.cp_config = conf
-                    self.log("ClusterPolicy %s names ConfigMaps %s: resync" % (cp["metadata"]["name"], conf))
-                    self.resync()
+                for key, value in found.items():
+                    if value and key not in conf:
+                        conf[key] = value
+            if conf != self.cp_config:
+                self.cp_config = conf
+                self.log("ClusterPolicy config now %s: resync" % (conf or "(none: lab defaults)"))
+                self.resync()
+            for cp in items:
                 if (cp.get("status") or {}).get("state") != "ready":
                     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                    body = {"status": {"state": "ready", "namespace": self.args.namespace, "conditions": [
+                    body = {"status": {"state": "ready", "namespace": self.namespace(), "conditions": [
                         {"type": "Ready", "status": "True", "reason": "Reconciled", "lastTransitionTime": now,
                          "message": "gpufleet lab GPU simulator: all (simulated) operands ready"},
                         {"type": "Error", "status": "False", "reason": "Ready", "lastTransitionTime": now,

@@ -219,6 +219,54 @@ def test_job_pod_completes(lab, namespace):
 # ------------------------------------------------------------------------------------ GPU simulator
 
 MIG_NODE = "lab-h100-2"
+GPU_NS = "gpu-operator"
+
+
+def _cluster_policy_config(lab, field):
+    """The ConfigMap name a ClusterPolicy gives for spec.<field>.config.name (what the simulator reads)."""
+    items = lab.custom.list_cluster_custom_object("nvidia.com", "v1", "clusterpolicies")["items"]
+    for cp in items:
+        name = (((cp.get("spec") or {}).get(field) or {}).get("config") or {}).get("name")
+        if name:
+            return name
+    return None
+
+
+def _operator_namespace(lab):
+    """Where the simulator reads the operator ConfigMaps: the ClusterPolicy's release namespace, else gpu-operator."""
+    for cp in lab.custom.list_cluster_custom_object("nvidia.com", "v1", "clusterpolicies")["items"]:
+        ns = (cp["metadata"].get("annotations") or {}).get("meta.helm.sh/release-namespace")
+        if ns:
+            return ns
+    return GPU_NS
+
+
+@pytest.fixture
+def put_configmap(lab):
+    """Create or replace an operator ConfigMap; put back what was there afterwards."""
+    from kubernetes.client.rest import ApiException
+    saved = []
+    ns = _operator_namespace(lab)
+    try:
+        lab.core.create_namespace({"metadata": {"name": ns}})
+    except ApiException as exc:
+        assert exc.status == 409
+
+    def put(name, data):
+        try:
+            old = lab.core.read_namespaced_config_map(name, ns)
+            saved.append((name, old.data))
+            lab.core.replace_namespaced_config_map(name, ns, {"metadata": {"name": name}, "data": data})
+        except ApiException as exc:
+            assert exc.status == 404
+            saved.append((name, None))
+            lab.core.create_namespaced_config_map(ns, {"metadata": {"name": name}, "data": data})
+    yield put
+    for name, data in reversed(saved):
+        if data is None:
+            lab.core.delete_namespaced_config_map(name, ns)
+        else:
+            lab.core.replace_namespaced_config_map(name, ns, {"metadata": {"name": name}, "data": data})
 
 
 def _mig_state(lab, node):
@@ -239,25 +287,15 @@ def test_mig_label_publishes_mig_resources(lab, namespace):
     assert p.spec.node_name == MIG_NODE
 
 
-def test_mig_layout_from_mig_parted_configmap(lab):
+def test_mig_layout_from_mig_parted_configmap(lab, put_configmap):
     """The simulator reads the mig-parted ConfigMap and computes resources with the collection's MIG logic."""
     from ansible_collections.gpufleet.platform.plugins.module_utils import mig
-    from kubernetes.client.rest import ApiException
-    try:
-        lab.core.create_namespace({"metadata": {"name": "gpu-operator"}})
-    except ApiException as exc:
-        assert exc.status == 409
     layout = {"3g.40gb": 1, "2g.20gb": 1, "1g.10gb": 2}
     plan = mig.plan_layout("h100-sxm5-80gb", layout, gpu_count=8, config_name="lab-mixed")
     cfg = dict(plan["mig_parted"])
     cfg["mig-configs"]["lab-impossible"] = [{"devices": "all", "mig-enabled": True, "mig-devices": {"7g.80gb": 2}}]
-    cm = {"metadata": {"name": "gpufleet-mig-parted-config", "namespace": "gpu-operator"},
-          "data": {"config.yaml": yaml.safe_dump(cfg)}}
-    try:
-        lab.core.create_namespaced_config_map("gpu-operator", cm)
-    except ApiException as exc:
-        assert exc.status == 409
-        lab.core.replace_namespaced_config_map("gpufleet-mig-parted-config", "gpu-operator", cm)
+    put_configmap(_cluster_policy_config(lab, "migManager") or "gpufleet-mig-parted-config",
+                  {"config.yaml": yaml.safe_dump(cfg)})
     lab.core.patch_node(MIG_NODE, {"metadata": {"labels": {"nvidia.com/mig.config": "lab-mixed"}}})
     wait_for(lambda: _mig_state(lab, MIG_NODE) == "success" and
              capacity(lab, MIG_NODE).get("nvidia.com/mig-3g.40gb") == "8", what="lab-mixed applied")
@@ -285,19 +323,13 @@ def test_force_mig_state_hook(lab):
     assert capacity(lab, node)["nvidia.com/mig-1g.10gb"] == "56"
 
 
-def test_time_slicing_replicas(lab):
-    from kubernetes.client.rest import ApiException
+def test_time_slicing_replicas(lab, put_configmap):
     node = "lab-l40s-2"
     cfg = {"version": "v1", "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}}
-    cm = {"metadata": {"name": "gpufleet-device-plugin-config", "namespace": "gpu-operator"},
-          "data": {"l40s": yaml.safe_dump(cfg),
-                   "l40s-renamed": yaml.safe_dump({"version": "v1", "sharing": {"timeSlicing": {
-                       "renameByDefault": True, "resources": [{"name": "nvidia.com/gpu", "replicas": 2}]}}})}}
-    try:
-        lab.core.create_namespaced_config_map("gpu-operator", cm)
-    except ApiException as exc:
-        assert exc.status == 409
-        lab.core.replace_namespaced_config_map(cm["metadata"]["name"], "gpu-operator", cm)
+    renamed = {"version": "v1", "sharing": {"timeSlicing": {
+        "renameByDefault": True, "resources": [{"name": "nvidia.com/gpu", "replicas": 2}]}}}
+    put_configmap(_cluster_policy_config(lab, "devicePlugin") or "gpufleet-device-plugin-config",
+                  {"l40s": yaml.safe_dump(cfg), "l40s-renamed": yaml.safe_dump(renamed)})
     lab.core.patch_node(node, {"metadata": {"labels": {"nvidia.com/device-plugin.config": "l40s"}}})
     wait_for(lambda: capacity(lab, node).get("nvidia.com/gpu") == "16", what="4 GPUs x 4 replicas")
     labels = lab.core.read_node(node).metadata.labels
@@ -320,19 +352,29 @@ def test_stand_in_gpu_operator_chart_and_cluster_policy_ready(lab):
     assert meta["version"] == "v26.7.0" and meta["annotations"]["gpufleet.io/stand-in"] == "true"
     assert "STAND-IN" in meta["description"]
     helm = [settings.binary("helm"), "--kubeconfig", settings.KUBECONFIG]
-    res = subprocess.run(helm + ["upgrade", "--install", "gpu-operator", chart["package"], "-n", "gpu-operator",
-                                 "--create-namespace", "--wait", "--timeout", "90s",
-                                 "--set", "migManager.config.name=gpufleet-mig-parted-config"],
-                         check=False, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    existing = lab.custom.list_cluster_custom_object("nvidia.com", "v1", "clusterpolicies")["items"]
+    release = None
+    if not existing:  # another test (a role) may own the cluster-scoped ClusterPolicy: then only check it
+        release, ns = "lab-test-gpu-operator", "lab-test-gpu-operator"
+        res = subprocess.run(helm + ["upgrade", "--install", release, chart["package"], "-n", ns, "--create-namespace",
+                                     "--wait", "--timeout", "90s",
+                                     "--set", "migManager.config.name=gpufleet-mig-parted-config"],
+                             check=False, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
 
     def ready():
         items = lab.custom.list_cluster_custom_object("nvidia.com", "v1", "clusterpolicies")["items"]
         return items and all((i.get("status") or {}).get("state") == "ready" for i in items)
-    wait_for(ready, what="ClusterPolicy ready")
-    dep = lab.apps.read_namespaced_deployment("gpu-operator", "gpu-operator")
-    assert dep.status.available_replicas == 1
-    subprocess.run(helm + ["uninstall", "gpu-operator", "-n", "gpu-operator", "--wait"], check=False, capture_output=True)
+    try:
+        wait_for(ready, what="ClusterPolicy ready")
+        if release:
+            dep = lab.apps.read_namespaced_deployment("gpu-operator", ns)
+            assert dep.status.available_replicas == 1
+            assert dep.spec.template.spec.containers[0].image == "registry.invalid/stand-in:0"
+    finally:
+        if release:
+            subprocess.run(helm + ["uninstall", release, "-n", ns, "--wait"], check=False, capture_output=True)
+            lab.core.delete_namespace(ns)
 
 
 def test_every_stand_in_chart_renders_with_upstream_values(lab):
