@@ -116,10 +116,8 @@ class GpuModel(_GpuModelBase):
         return bool(self.assumed)
 
     def profile(self, name):
-        for p in self.profiles:
-            if p.name == name:
-                return p
-        return None
+        """The MigProfile called ``name``, or None."""
+        return _profile_map(self.profiles).get(name)
 
     def to_dict(self):
         d = dict(self._asdict())
@@ -129,6 +127,20 @@ class GpuModel(_GpuModelBase):
         d["aliases"] = list(self.aliases)
         d["assumed"] = list(self.assumed)
         return d
+
+
+_PROFILE_MAPS = {}
+
+
+def _profile_map(profiles):
+    """name -> MigProfile for a profile tuple, cached by identity (catalog tuples live for the process)."""
+    entry = _PROFILE_MAPS.get(id(profiles))
+    if entry is None or entry[0] is not profiles:
+        if len(_PROFILE_MAPS) > 512:
+            _PROFILE_MAPS.clear()
+        entry = (profiles, dict((p.name, p) for p in profiles))
+        _PROFILE_MAPS[id(profiles)] = entry
+    return entry[1]
 
 
 class UnknownGpuModelError(ValueError):

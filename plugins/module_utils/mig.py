@@ -313,15 +313,63 @@ def _enumerate_multisets(model, driver):
 
 
 def _enumerate_geometry(profiles, compute_slices, memory_slices, driver):
+    """Every placeable multiset, by a left-to-right scan over memory slices that places an instance at
+    an allowed start or leaves the slice empty, pruned by max counts, the compute budget and media."""
     model = gpu_catalog.GpuModel("_", "_", "_", 0, (), "_", True, "_", profiles, compute_slices, memory_slices, (), (), "", ())
+    by_start = {}
+    for i, p in enumerate(profiles):
+        for s in p.starts:
+            if s + p.memory_slices <= memory_slices:
+                by_start.setdefault(s, []).append((i, p.memory_slices, p.compute_slices, p.max_count, p.media_exclusive))
+    counts = [0] * len(profiles)
+    seen = set()
+
+    def walk(pos, compute, media):
+        if pos >= memory_slices:
+            seen.add(tuple(counts))
+            return
+        walk(pos + 1, compute, media)
+        for i, size, g, mx, excl in by_start.get(pos, ()):
+            if counts[i] < mx and compute + g <= compute_slices and not (excl and media):
+                counts[i] += 1
+                walk(pos + size, compute + g, media or excl)
+                counts[i] -= 1
+
+    walk(0, 0, False)
     found = set()
-    for placement in _placements_of(model):
-        counts = {}
-        for name, _start in placement:
-            counts[name] = counts.get(name, 0) + 1
-        if counts and _rule_violation(model, counts, driver) is None:
-            found.add(tuple(sorted(counts.items())))
+    for vec in seen:
+        items = tuple(sorted((profiles[i].name, c) for i, c in enumerate(vec) if c))
+        if items and _rule_violation(model, dict(items), driver) is None:
+            found.add(items)
     return frozenset(found)
+
+
+def _candidates(model, driver):
+    """Placeable multisets with the figures nearest_layouts scores them by (cached per profile table)."""
+    key = (model.profiles, model.compute_slice_count, model.memory_slice_count, driver)
+    hit = _CANDIDATES.get(key)
+    if hit is None:
+        hit = []
+        for items in _enumerate_geometry(model.profiles, model.compute_slice_count, model.memory_slice_count, driver):
+            cd = dict(items)
+            by_g = {}
+            comp = mem = 0
+            media = {}
+            for n, c in items:
+                p = model.profile(n)
+                by_g[p.compute_slices] = by_g.get(p.compute_slices, 0) + c
+                comp += p.compute_slices * c
+                mem += p.memory_slices * c
+                if p.media:
+                    media[n] = c
+            hit.append((cd, by_g, comp, mem, media, format_counts(cd, model)))
+        if len(_CANDIDATES) > 256:
+            _CANDIDATES.clear()
+        _CANDIDATES[key] = hit
+    return hit
+
+
+_CANDIDATES = {}
 
 
 if lru_cache is not None:
@@ -368,43 +416,33 @@ def maximal_placements(model, profiles=None):
 
 
 def nearest_layouts(model, counts, driver_version=None, limit=3):
-    """The ``limit`` placeable multisets closest to ``counts`` (L1 distance over instance counts)."""
+    """The ``limit`` placeable multisets closest to ``counts``.
+
+    Distance: exact-name count differences + compute-class (the G of Gg) count differences + the
+    differences in total compute and memory slices, + 2 per media/graphics instance the request did not
+    ask for.  Ties prefer sub-multisets of the request, then more compute and memory used.
+    """
     model = gpu_catalog.lookup(model)
     driver = parse_driver_version(driver_version)
     wanted = dict((n, c) for n, c in counts.items() if model.profile(n) is not None)
-
-    def shape(cd):
-        by_g = {}
-        comp = mem = 0
-        for n, c in cd.items():
-            p = model.profile(n)
-            by_g[p.compute_slices] = by_g.get(p.compute_slices, 0) + c
-            comp += p.compute_slices * c
-            mem += p.memory_slices * c
-        return by_g, comp, mem
-
-    w_g, w_comp, w_mem = shape(wanted)
+    w_g = {}
+    w_comp = w_mem = 0
+    for n, c in wanted.items():
+        p = model.profile(n)
+        w_g[p.compute_slices] = w_g.get(p.compute_slices, 0) + c
+        w_comp += p.compute_slices * c
+        w_mem += p.memory_slices * c
     scored = []
-    for cand in placeable_multisets(model, driver):
-        cd = dict(cand)
-        names = set(cd) | set(wanted)
-        c_g, c_comp, c_mem = shape(cd)
-        # exact-name distance + compute-class distance + total compute and memory differences: a
-        # same-size profile of another memory width counts as closer than an unrelated profile.
-        dist = sum(abs(cd.get(n, 0) - wanted.get(n, 0)) for n in names)
-        dist += sum(abs(c_g.get(g, 0) - w_g.get(g, 0)) for g in set(c_g) | set(w_g))
+    for cd, c_g, c_comp, c_mem, media, shown in _candidates(model, driver):
+        dist = sum(abs(cd.get(n, 0) - c) for n, c in wanted.items()) + sum(c for n, c in cd.items() if n not in wanted)
+        dist += sum(abs(c_g.get(g, 0) - c) for g, c in w_g.items()) + sum(c for g, c in c_g.items() if g not in w_g)
         dist += abs(c_comp - w_comp) + abs(c_mem - w_mem)
-        # do not volunteer media-engine / graphics variants the request did not use
-        dist += 2 * sum(c for n, c in cd.items() if model.profile(n).media and n not in wanted)
-        subset = all(cd.get(n, 0) <= wanted.get(n, 0) for n in cd)
-        used = sum(model.profile(n).compute_slices * c for n, c in cd.items())
-        mem = sum(model.profile(n).memory_slices * c for n, c in cd.items())
-        scored.append(((dist, 0 if subset else 1, -used, -mem, format_counts(cd, model)), cd))
+        dist += 2 * sum(c for n, c in media.items() if n not in wanted)
+        subset = all(c <= wanted.get(n, 0) for n, c in cd.items())
+        scored.append(((dist, 0 if subset else 1, -c_comp, -c_mem, shown), cd))
     scored.sort(key=lambda t: t[0])
-    out = []
-    for _score, cd in scored[:limit]:
-        out.append(dict((n, cd[n]) for n in sorted(cd, key=_order_key(model))))
-    return out
+    order = _order_key(model)
+    return [dict((n, cd[n]) for n in sorted(cd, key=order)) for _score, cd in scored[:limit]]
 
 
 # --------------------------------------------------------------------------------------------------
