@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpufleet.platform contributors
-# Apache License 2.0 (see LICENSE)
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+# Apache License 2.0 (see LICENSE), or at your option GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt), like every plugin with documentation (see README, Licensing).
 
 from __future__ import absolute_import, division, print_function
 
@@ -21,7 +23,7 @@ description:
     because C(playbooks/validate.yml), the first play of C(site.yml), reports every problem with its key path
     before any host is contacted.
 author:
-  - gpufleet.platform contributors
+  - gpufleet.platform maintainers (@gpufleet)
 options:
   plugin:
     description: Must be C(gpufleet.platform.config).

@@ -33,6 +33,8 @@ KNOWN_DEFAULT_SECRETS = frozenset([
     "admin", "prom-operator", "deepops", "cns-stack", "password", "changeme", "change-me", "secret",
     "grafana", "root", "nvidia", "123456", "slurm", "test",
 ])
+TENANCY_CPU_FLAVOR = "gpufleet-cpu"  # tenancy.CPU_FLAVOR
+VOLCANO_DEFAULT_PLUGINS = ["gang", "drf", "proportion", "binpack", "priority", "predicates", "nodeorder"]
 RESERVED_NAMESPACES = frozenset(["default", "kube-system", "kube-public", "kube-node-lease"])
 MIN_SECRET_LENGTH = 12
 
@@ -230,6 +232,10 @@ def _items(config, key):
     return [(i, n) for i, n in enumerate(_list(config.get(key))) if isinstance(n, dict)]
 
 
+def _entries(config, key):
+    return [n for n in _list(config.get(key)) if isinstance(n, dict)]
+
+
 def _pools(config):
     return {k: v for k, v in _dict(config.get("gpu_pools")).items() if isinstance(v, dict)}
 
@@ -285,6 +291,15 @@ def pool_resources(name, pool):
         rename = sharing.get("rename_by_default", False)
         resources = {("%s.shared" % res if rename else res): count * replicas for res, count in resources.items()}
     return resources, plan
+
+
+def quota_resources(config, pool, resources):
+    """What team quotas in the pool are counted in: the resources the pool advertises, or whole GPUs on a
+    MIG pool when services.kueue.count_mig_as_gpu charges MIG devices as GPU shares."""
+    kueue = _services(config).get("kueue", {})
+    if mig_enabled(pool) and kueue.get("count_mig_as_gpu") is True:
+        return {"nvidia.com/gpu": pool["gpus_per_node"]}
+    return dict(resources)
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,7 +383,7 @@ def rule_pools(config, ctx):
     services = _services(config)
     gpu_operator_on = _enabled(config, "gpu_operator")
     members = {}
-    for node in (n for _, n in _items(config, "nodes")):
+    for node in (n for n in _entries(config, "nodes")):
         if isinstance(node.get("pool"), str):
             members.setdefault(node["pool"], []).append(node.get("name"))
     ctx["pool_resources"] = {}
@@ -433,6 +448,7 @@ def rule_pools(config, ctx):
             continue
         ctx["pool_resources"][name] = resources
         ctx["pool_mig"][name] = plan
+        ctx.setdefault("pool_quota_resources", {})[name] = quota_resources(config, pool, resources)
     del services
 
 
@@ -476,7 +492,7 @@ def rule_teams(config, ctx):
                 yield ConfigIssue(base, "no such GPU pool (flavor); defined pools: %s"
                                   % (", ".join(sorted(pools)) or "none"), pool_name, True)
                 continue
-            offered = ctx.get("pool_resources", {}).get(pool_name)
+            offered = ctx.get("pool_quota_resources", {}).get(pool_name)
             for resource, value in _dict(quotas).items():
                 path = key_path(["teams", i, "quotas", pool_name, resource])
                 if offered is not None and resource not in offered:
@@ -493,13 +509,13 @@ def rule_teams(config, ctx):
         vparent = _dict(team.get("volcano")).get("parent")
         if isinstance(vparent, str) and vparent == name:
             yield ConfigIssue("teams[%d].volcano.parent" % i, "a queue cannot be its own parent", vparent, True)
-    team_names = {t.get("name") for _, t in teams}
+    team_names = {t.get("name") for _i, t in teams}
     for i, team in teams:
         vparent = _dict(team.get("volcano")).get("parent")
         if isinstance(vparent, str) and vparent not in team_names:
             yield ConfigIssue("teams[%d].volcano.parent" % i, "no such team (queue); teams: %s"
                               % ", ".join(sorted(str(n) for n in team_names)), vparent, True)
-    parents = {t.get("name"): _dict(t.get("volcano")).get("parent") for _, t in teams}
+    parents = {t.get("name"): _dict(t.get("volcano")).get("parent") for _i, t in teams}
     reported = set()
     for start in sorted(parents, key=str):
         walk, node = [], start
@@ -510,16 +526,16 @@ def rule_teams(config, ctx):
             cycle = walk[walk.index(node):]
             if len(cycle) > 1 and frozenset(cycle) not in reported:
                 reported.add(frozenset(cycle))
-                idx = next(i for i, t in teams if t.get("name") == cycle[0])
+                idx = [i for i, t in teams if t.get("name") == cycle[0]][0]
                 yield ConfigIssue("teams[%d].volcano.parent" % idx, "queue parents form a cycle: %s"
                                   % " -> ".join(cycle + [cycle[0]]))
     for (pool_name, resource), entries in sorted(used.items()):
-        offered = ctx.get("pool_resources", {}).get(pool_name, {})
+        offered = ctx.get("pool_quota_resources", {}).get(pool_name, {})
         if resource not in offered:
             continue
-        nodes = len([n for _, n in _items(config, "nodes") if n.get("pool") == pool_name])
+        nodes = len([n for n in _entries(config, "nodes") if n.get("pool") == pool_name])
         capacity = offered[resource] * nodes
-        total = sum(n for _, n in entries)
+        total = sum(n for _i, n in entries)
         ctx.setdefault("quota_totals", {})[(pool_name, resource)] = (total, capacity)
         if total > capacity and not overcommit:
             last = entries[-1][0]
@@ -528,6 +544,38 @@ def rule_teams(config, ctx):
                               "lower the quotas, add nodes, or set scheduling.allow_overcommit: true"
                               % (resource, pool_name, total, capacity, nodes, "" if nodes == 1 else "s",
                                  offered[resource]), total, True)
+        elif total > capacity:
+            ctx.setdefault("warnings", []).append(
+                "teams[].quotas.%s[\"%s\"]: over-committed, team quotas add up to %d of %d (%s) "
+                "(scheduling.allow_overcommit: true)" % (pool_name, resource, total, capacity, ", ".join(
+                    "%s=%d" % (config["teams"][i].get("name"), n) for i, n in entries)))
+    for issue in _scheduling_issues(config, teams):
+        yield issue
+
+
+def _scheduling_issues(config, teams):
+    """Kueue/Volcano combinations upstream does not support, and names they reserve."""
+    pools = _pools(config)
+    if _enabled(config, "kueue") and TENANCY_CPU_FLAVOR in pools:
+        yield ConfigIssue("gpu_pools.%s" % TENANCY_CPU_FLAVOR, "the name is reserved for the Kueue CPU flavor; "
+                          "rename the pool", TENANCY_CPU_FLAVOR, True)
+    if not _enabled(config, "volcano"):
+        return
+    volcano = _services(config).get("volcano", {})
+    plugins = volcano.get("scheduler_plugins", VOLCANO_DEFAULT_PLUGINS)
+    if isinstance(plugins, list) and "capacity" in plugins and "proportion" in plugins:
+        yield ConfigIssue("services.volcano.scheduler_plugins", "capacity and proportion conflict in Volcano "
+                          "v1.15 (both divide queue resources); keep capacity for hierarchical queues or proportion "
+                          "for flat weighted queues", plugins, True)
+    for i, team in teams:
+        if team.get("name") in ("default", "root"):
+            yield ConfigIssue("teams[%d].name" % i, "Volcano creates the queues 'default' and 'root' itself; "
+                              "choose another team name", team.get("name"), True)
+        parent = _dict(team.get("volcano")).get("parent")
+        if isinstance(parent, str) and isinstance(plugins, list) and "capacity" not in plugins:
+            yield ConfigIssue("teams[%d].volcano.parent" % i, "hierarchical queues need Volcano's capacity plugin "
+                              "(enableHierarchy); replace proportion with capacity in "
+                              "services.volcano.scheduler_plugins", parent, True)
 
 
 def rule_services(config, ctx):
@@ -604,7 +652,7 @@ def rule_services(config, ctx):
                                   "enabled (reference a vaulted variable: {var: vault_slurm_db_password})")
     kserve = services.get("kserve", {})
     if _enabled(config, "kserve"):
-        team_namespaces = {t.get("namespace", t.get("name")) for _, t in _items(config, "teams")}
+        team_namespaces = {t.get("namespace", t.get("name")) for t in _entries(config, "teams")}
         for i, model in enumerate(_list(kserve.get("models"))):
             if not isinstance(model, dict):
                 continue
@@ -748,6 +796,10 @@ def build_plan(config, ctx):
             "node_count": len(members),
             "resources_per_node": per_node,
             "capacity": {res: count * len(members) for res, count in per_node.items()},
+            # what team quotas in this pool are counted in (differs from capacity only with
+            # services.kueue.count_mig_as_gpu on a MIG pool: whole GPUs)
+            "quota_capacity": {res: count * len(members) for res, count in
+                               ctx.get("pool_quota_resources", {}).get(name, per_node).items()},
         }
     teams = []
     for team in config.get("teams", []):
