@@ -111,6 +111,16 @@ class GpuModel(_GpuModelBase):
         return tuple(p.name for p in self.profiles)
 
     @property
+    def compute_slices(self):
+        """Alias of compute_slice_count (7, 4, or 0 without MIG)."""
+        return self.compute_slice_count
+
+    @property
+    def memory_slices(self):
+        """Alias of memory_slice_count (8, 4, or 0 without MIG)."""
+        return self.memory_slice_count
+
+    @property
     def is_assumed(self):
         """True when any fact of the entry is marked assumed."""
         return bool(self.assumed)

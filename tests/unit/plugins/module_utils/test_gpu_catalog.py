@@ -208,3 +208,9 @@ def test_hardware_profiles_override_catalog():
     assert m.profile("4g.40gb") is None and m.profile("1g.10gb+me") is None
     assert "nvidia-smi mig -lgip" in m.source
     assert gpu_catalog.with_hardware_profiles("a30", []) is lookup("a30")
+
+
+def test_slice_aliases():
+    assert lookup("a30").compute_slices == 4 and lookup("a30").memory_slices == 4
+    assert lookup("b200").compute_slices == 7 and lookup("b200").memory_slices == 8
+    assert lookup("t4").compute_slices == 0
