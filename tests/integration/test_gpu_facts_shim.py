@@ -145,3 +145,15 @@ def test_shim_with_real_capture_if_present(tmp_path):
     assert facts["models"] == {"a100-sxm4-80gb": 1}
     assert [d["profile"] for d in facts["gpus"][0]["mig_devices"]] == ["1g.20gb"] * 4
     assert [h["check"] for h in facts["health"]] == ["gpu_count_mismatch"]
+
+
+@pytest.mark.parametrize("args", [["gpufleet.platform.gpu_facts"], ["gpufleet.platform.mig_layout"],
+                                  ["-t", "filter", "gpufleet.platform.mig_parted_config"],
+                                  ["-t", "filter", "gpufleet.platform.mig_resources"]])
+def test_ansible_doc_renders(args, tmp_path):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_HOME=str(tmp_path),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".build", "collections"))
+    proc = subprocess.run([os.path.join(BIN, "ansible-doc")] + args, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert args[-1] in proc.stdout and "ERROR" not in proc.stderr
