@@ -346,6 +346,10 @@ SCHEMA = {
                         },
                         "wait_for_pods_ready": _bool("All-or-nothing admission (waitForPodsReady).", True),
                         "fair_sharing": _bool("Enable fair sharing between cohorts.", False),
+                        "count_mig_as_gpu": _bool(
+                            "Charge MIG devices against nvidia.com/gpu quotas as their share of a GPU (Kueue "
+                            "resources.transformations, e.g. 3g.40gb = 3/7 GPU); quotas on MIG pools are then "
+                            "given in nvidia.com/gpu, not per MIG profile.", False),
                     },
                 ),
                 "volcano": _service(
