@@ -17,7 +17,7 @@ KUBESPRAY_CONFIG = os.path.join(REPO, "molecule", "shared", "files", "kubespray-
 
 
 def config_file():
-    return os.path.join(SCENARIO_DIR, "config.yml" if REAL_CAPTURES else "config-synthetic.yml")
+    return os.path.join(SCENARIO_DIR, "inventory", "config.yml" if REAL_CAPTURES else "config-synthetic.yml")
 
 
 def test_check_mode_on_the_converged_host_predicts_no_change():
