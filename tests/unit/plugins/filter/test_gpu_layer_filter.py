@@ -1,0 +1,154 @@
+"""Pure logic of the GPU layer filters: label patches only where labels differ, driver opt-out labels,
+mig-parted document, which nodes change MIG layout, GPU pods per node, MIG states, device-plugin configs."""
+import copy
+import json
+import os
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.gpufleet.platform.plugins.filter import gpu_layer as g
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+
+
+@pytest.fixture(scope="module")
+def plan():
+    with open(os.path.join(ROOT, "config.example.yml")) as fh:
+        return config_rules.validate(yaml.safe_load(fh))
+
+
+def node(name, **labels):
+    return {"metadata": {"name": name, "labels": dict(labels)}}
+
+
+def test_node_label_patches_only_where_different():
+    nodes = [node("a", **{"x": "1"}), node("b", **{"x": "2", "y": "3"}), node("c")]
+    patches = g.node_label_patches(nodes, {"a": {"x": "1"}, "b": {"x": "1", "y": None}, "c": {"y": None},
+                                           "missing": {"x": "1"}})
+    assert patches == [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "b", "labels": {"x": "1", "y": None}}}]
+
+
+def test_node_label_patches_scale_is_one_list():
+    nodes = [node("n%04d" % i, **{g.MIG_CONFIG_LABEL: "all-disabled"}) for i in range(1000)]
+    desired = {"n%04d" % i: {g.MIG_CONFIG_LABEL: "all-disabled"} for i in range(1000)}
+    assert g.node_label_patches(nodes, desired) == []
+    desired["n0007"] = {g.MIG_CONFIG_LABEL: "gpufleet-h100"}
+    assert [p["metadata"]["name"] for p in g.node_label_patches(nodes, desired)] == ["n0007"]
+
+
+def test_operator_settings_of_example(plan):
+    s = g.gpu_operator_settings(plan["pools"])
+    assert s["driver_enabled"] is True and s["driver_version"] is None
+    assert s["preinstalled_pools"] == ["l40s"] and s["mig_strategies"] == ["mixed"] and s["mig_capable"] is True
+
+
+def test_driver_opt_out_labels(plan):
+    pools = copy.deepcopy(plan["pools"])
+    # l40s is preinstalled: its node gets the opt-out label; an a100 node with a stale "false" loses it
+    patches = g.gpu_operator_settings(pools, [node("gpu-a100-1", **{g.DRIVER_DEPLOY_LABEL: "false"})], driver_patches=True)
+    got = {p["metadata"]["name"]: p["metadata"]["labels"][g.DRIVER_DEPLOY_LABEL] for p in patches}
+    assert got == {"gpu-l40s-1": "false", "gpu-a100-1": None}
+    labelled = [node("gpu-l40s-1", **{g.DRIVER_DEPLOY_LABEL: "false"})]
+    assert g.gpu_operator_settings(pools, labelled, driver_patches=True) == []
+    for pool in pools.values():  # all preinstalled: driver off, labels not needed
+        pool["driver"] = {"mode": "preinstalled"}
+    assert g.gpu_operator_settings(pools)["driver_enabled"] is False
+    assert g.gpu_operator_settings(pools, [], driver_patches=True) == []
+
+
+def test_conflicting_versions_and_strategies_are_reported(plan):
+    pools = copy.deepcopy(plan["pools"])
+    pools["a100"]["driver"] = {"mode": "operator", "version": "580.105.08"}
+    pools["h100-mig"]["driver"] = {"mode": "operator", "version": "595.91.07"}
+    pools["a100"]["mig"]["strategy"] = "single"
+    s = g.gpu_operator_settings(pools)
+    assert s["driver_versions"] == ["580.105.08", "595.91.07"] and s["driver_version"] is None
+    assert s["mig_strategies"] == ["mixed", "single"]
+
+
+def test_mig_parted_document_merges_and_adds_all_disabled():
+    plan_a = {"mig_parted": {"version": "v1", "mig-configs": {"gpufleet-a": [{"devices": "all", "mig-enabled": True,
+                                                                                "mig-devices": {"1g.10gb": 7}}]}}}
+    doc = g.mig_parted_document([plan_a])
+    assert doc["version"] == "v1"
+    assert sorted(doc["mig-configs"]) == ["all-disabled", "gpufleet-a"]
+    bad = {"mig_parted": {"version": "v1", "mig-configs": {"gpufleet-a": []}}}
+    with pytest.raises(AnsibleFilterError):
+        g.mig_parted_document([plan_a, bad])
+
+
+def test_mig_selection(plan):
+    pools = plan["pools"]
+    new = {"mig-configs": {"gpufleet-h100-mig": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}],
+                           "all-disabled": [{"devices": "all", "mig-enabled": False}]}}
+    nodes = [node("gpu-a100-1"), node("gpu-a100-2", **{g.MIG_CONFIG_LABEL: "all-disabled"}),
+             node("gpu-h100-1", **{g.MIG_CONFIG_LABEL: "gpufleet-h100-mig"}), node("gpu-l40s-1")]
+    sel = g.mig_selection(pools, nodes, new, new)
+    assert sel["configs"] == {"gpu-a100-1": "all-disabled", "gpu-a100-2": "all-disabled",
+                              "gpu-h100-1": "gpufleet-h100-mig"}  # l40s is not MIG-capable
+    assert sel["changing"] == [] and sel["missing"] == []
+    old = copy.deepcopy(new)
+    old["mig-configs"]["gpufleet-h100-mig"][0]["mig-devices"] = {"3g.40gb": 2}
+    assert g.mig_selection(pools, nodes, old, new)["changing"] == ["gpu-h100-1"]  # same label, new content
+    nodes[2] = node("gpu-h100-1")
+    assert g.mig_selection(pools, nodes, new, new)["changing"] == ["gpu-h100-1"]  # label added
+    assert g.mig_selection(pools, nodes[:1], new, new)["missing"] == ["gpu-a100-2", "gpu-h100-1"]
+
+
+def test_gpu_pods_by_node():
+    def pod(name, node_name, phase="Running", **res):
+        return {"metadata": {"namespace": "t", "name": name}, "status": {"phase": phase},
+                "spec": {"nodeName": node_name, "containers": [{"resources": {"limits": res}}]}}
+    pods = [pod("a", "n1", **{"nvidia.com/mig-1g.10gb": "1"}), pod("b", "n1", cpu="1"),
+            pod("c", "n2", phase="Succeeded", **{"nvidia.com/gpu": "1"}), pod("d", "n3", **{"nvidia.com/gpu": "2"})]
+    assert g.gpu_pods_by_node(pods, ["n1", "n2"]) == {"n1": ["t/a (nvidia.com/mig-1g.10gb=1)"]}
+    assert list(g.gpu_pods_by_node(pods)) == ["n1", "n3"]
+
+
+def test_mig_state_report():
+    nodes = [node("a", **{g.MIG_CONFIG_LABEL: "x", g.MIG_STATE_LABEL: "success"}),
+             node("b", **{g.MIG_CONFIG_LABEL: "x", g.MIG_STATE_LABEL: "pending"}),
+             node("c", **{g.MIG_CONFIG_LABEL: "x", g.MIG_STATE_LABEL: "failed"}),
+             node("d", **{g.MIG_CONFIG_LABEL: "old", g.MIG_STATE_LABEL: "success"})]
+    nodes[2]["metadata"]["annotations"] = {"lab.gpufleet.io/mig-error": "does not fit"}
+    r = g.mig_state_report(nodes, {"a": "x", "b": "x", "c": "x", "d": "x", "e": "x"})
+    assert r["success"] == ["a"] and r["done"] is False
+    assert r["failed"] == {"c": "failed (does not fit)"}
+    assert set(r["pending"]) == {"b", "d", "e"}
+    assert g.mig_state_report(nodes[:1], {"a": "x"})["done"] is True
+
+
+def test_device_plugin_config(plan):
+    dp = g.device_plugin_config(plan["pools"])
+    assert dp["keys"] == ["default", "l40s"]
+    l40s = json.loads(dp["data"]["l40s"])
+    assert l40s == {"version": "v1", "sharing": {"timeSlicing": {
+        "renameByDefault": False, "failRequestsGreaterThanOne": True,
+        "resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}}
+    assert dp["node_configs"]["gpu-l40s-1"] == {g.DEVICE_PLUGIN_LABEL: "l40s"}
+    assert dp["node_configs"]["gpu-a100-1"] == {g.DEVICE_PLUGIN_LABEL: "default"}
+    assert dp["hash"] == g.device_plugin_config(copy.deepcopy(plan["pools"]))["hash"]
+
+
+def test_device_plugin_config_mig_time_slicing_and_mps(plan):
+    pools = copy.deepcopy(plan["pools"])
+    pools["h100-mig"]["sharing"] = {"mode": "time-slicing", "replicas": 2}
+    doc = json.loads(g.device_plugin_config(pools)["data"]["h100-mig"])
+    assert [r["name"] for r in doc["sharing"]["timeSlicing"]["resources"]] == [
+        "nvidia.com/mig-1g.10gb", "nvidia.com/mig-2g.20gb", "nvidia.com/mig-3g.40gb"]
+    pools["h100-mig"]["sharing"] = {"mode": "mps", "replicas": 2}
+    with pytest.raises(AnsibleFilterError, match="gpu_pools.h100-mig.sharing.mode"):
+        g.device_plugin_config(pools)
+    pools["h100-mig"]["sharing"] = {"mode": "none"}
+    pools["a100"]["sharing"] = {"mode": "mps", "replicas": 3}
+    doc = json.loads(g.device_plugin_config(pools)["data"]["a100"])
+    assert doc["sharing"]["mps"]["resources"] == [{"name": "nvidia.com/gpu", "replicas": 3}]
+
+
+def test_sharing_mismatches():
+    nodes = [node("a", **{g.SHARING_STRATEGY_LABEL: "none"}), node("b", **{g.SHARING_STRATEGY_LABEL: "none"})]
+    assert g.sharing_mismatches(nodes, {"a": "none", "b": "time-slicing"}) == [
+        "b: nvidia.com/gpu.sharing-strategy=none, want time-slicing"]

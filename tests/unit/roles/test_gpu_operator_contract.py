@@ -1,0 +1,109 @@
+"""Contract: every Helm value the gpu_operator role sets exists in the upstream chart's values file.
+
+The role renders roles/gpu_operator/templates/values.yml.j2 from the plan; this test renders it the way
+Ansible does (Templar, trim_blocks) for the shipped configs and walks every key path of the result
+against the upstream gpu-operator v26.7.0 values.yaml ($GPUFLEET_SHARED/upstream). It is skipped when
+that directory is absent.
+"""
+import copy
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.gpufleet.platform.plugins.filter import gpu_layer
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+VALUES = os.path.join(SHARED, "upstream", "gpu-operator", "v26.7.0", "values", "gpu-operator.values.yaml")
+ROLE = os.path.join(ROOT, "roles", "gpu_operator")
+# Keys under which the upstream chart documents a free-form map (none set by the role today).
+FREE_FORM = ()
+
+
+def _load(path):
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def render(config):
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    plan = config_rules.validate(copy.deepcopy(config))
+    variables = dict(_load(os.path.join(ROLE, "defaults", "main.yml")))
+    variables.update({k: v for k, v in _load(os.path.join(ROLE, "vars", "main.yml")).items()})
+    variables["gpufleet_plan"] = plan
+    variables["__gpu_operator_settings"] = gpu_layer.gpu_operator_settings(plan["pools"])
+    templar = Templar(loader=DataLoader(), variables=variables)
+    with open(os.path.join(ROLE, "templates", "values.yml.j2")) as fh:
+        text = templar.template(fh.read())
+    return yaml.safe_load(text), plan
+
+
+def paths(tree, prefix=()):
+    for key, value in tree.items():
+        path = prefix + (key,)
+        if isinstance(value, dict) and value and ".".join(path) not in FREE_FORM:
+            yield from paths(value, path)
+        else:
+            yield path
+
+
+CONFIGS = ["config.example.yml", "inventories/lab/config.yml"]
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    if not os.path.exists(VALUES):
+        pytest.skip("upstream values file not found (%s): ../shared is absent" % VALUES)
+    return _load(VALUES)
+
+
+@pytest.mark.parametrize("path", CONFIGS)
+def test_every_value_key_exists_upstream(upstream, path):
+    values, _ = render(_load(os.path.join(ROOT, path)))
+    missing = []
+    for key_path in paths(values):
+        node = upstream
+        for part in key_path:
+            if not isinstance(node, dict) or part not in node:
+                missing.append(".".join(key_path))
+                break
+            node = node[part]
+    assert not missing, "values the role sets that upstream v26.7.0 does not have: %s" % missing
+
+
+def test_values_follow_the_config():
+    config = _load(os.path.join(ROOT, "config.example.yml"))
+    values, _ = render(config)
+    # a100/h100-mig operator-mode, l40s preinstalled: the Operator installs the driver, labels keep it off l40s
+    assert values["driver"] == {"enabled": True}
+    assert values["mig"] == {"strategy": "mixed"}
+    assert values["migManager"]["config"] == {"create": False, "name": "gpufleet-mig-parted-config",
+                                              "default": "all-disabled"}
+    assert values["devicePlugin"]["config"] == {"create": False, "name": "gpufleet-device-plugin-config",
+                                                "default": "default"}
+    assert values["cdi"] == {"enabled": True} and values["nfd"] == {"enabled": True}
+    assert values["dcgmExporter"]["serviceMonitor"]["enabled"] is True
+    assert "repository" not in values["driver"]  # no air gap in the example
+
+    config["services"]["monitoring"]["enabled"] = False
+    config["services"]["gpu_operator"].update(cdi=False, nfd=False)
+    for pool in config["gpu_pools"].values():
+        pool["driver"] = {"mode": "preinstalled"}
+    values, _ = render(config)
+    assert values["driver"] == {"enabled": False}
+    assert values["dcgmExporter"]["serviceMonitor"] == {"enabled": False}
+    assert values["cdi"] == {"enabled": False} and values["nfd"] == {"enabled": False}
+
+
+def test_driver_version_and_air_gap():
+    config = _load(os.path.join(ROOT, "inventories", "lab", "config.yml"))
+    for pool in config["gpu_pools"].values():
+        pool["driver"] = {"mode": "operator", "version": "580.105.08"}
+    values, _ = render(config)
+    assert values["driver"]["version"] == "580.105.08"
+    assert values["driver"]["repository"] == "registry.invalid/gpufleet-lab/nvidia"
+    assert values["toolkit"]["repository"] == "registry.invalid/gpufleet-lab/nvidia/k8s"
+    assert values["migManager"]["repository"] == "registry.invalid/gpufleet-lab/nvidia/cloud-native"
