@@ -28,6 +28,20 @@ docker-up: ## Install docker.io + debootstrap if missing; start dockerd (no brid
 test-image: docker-up ## Systemd test image for node roles (debootstrap + docker import, cached)
 	tests/images/build-debian-systemd.sh $(MOLECULE_IMAGE)
 
+# A real containerd 2.x (built from the Go module proxy) lets the preinstalled scenario check containerd's own
+# merge of config.toml and the drop-in (`containerd config dump`). Optional: the scenario says when it is absent.
+CONTAINERD_VERSION ?= v2.2.3
+GPUFLEET_CONTAINERD_BIN ?= $(HOME)/.cache/gpufleet/containerd/$(CONTAINERD_VERSION)/containerd
+export GPUFLEET_CONTAINERD_BIN
+
+.PHONY: test-containerd
+test-containerd: ## containerd $(CONTAINERD_VERSION) for the molecule scenarios, built from the Go module proxy (cached)
+	@test -x $(GPUFLEET_CONTAINERD_BIN) && echo "containerd: $(GPUFLEET_CONTAINERD_BIN) (cached)" || { \
+	  mkdir -p $(dir $(GPUFLEET_CONTAINERD_BIN)) && \
+	  GOBIN=$(dir $(GPUFLEET_CONTAINERD_BIN)) CGO_ENABLED=0 go install -tags no_btrfs \
+	    github.com/containerd/containerd/v2/cmd/containerd@$(CONTAINERD_VERSION) && \
+	  $(GPUFLEET_CONTAINERD_BIN) --version; }
+
 .PHONY: molecule
 molecule: venv test-image ## Molecule scenarios (node roles in systemd containers): create, converge, idempotence, verify, destroy
 	@set -e; for s in $(MOLECULE_SCENARIOS); do \

@@ -57,7 +57,6 @@ fi
 docker import \
   --change 'ENV container=docker' \
   --change "LABEL gpufleet.build=${HASH}" \
-  --change 'STOPSIGNAL SIGRTMIN+3' \
   --change 'CMD ["/lib/systemd/systemd"]' \
   --message "gpufleet test image (debootstrap ${SUITE}, $(basename "$0") ${HASH})" \
   "$ROOTFS" "$IMAGE"
