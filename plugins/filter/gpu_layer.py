@@ -17,6 +17,7 @@ import hashlib
 import json
 
 from ansible.errors import AnsibleFilterError
+from jinja2 import Undefined
 
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 MIG_STATE_LABEL = "nvidia.com/mig.config.state"
@@ -29,6 +30,8 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 def _pools(pools):
+    if isinstance(pools, Undefined):
+        pools._fail_with_undefined_error()  # an undefined plan is an undefined-variable error, not a type error
     if not isinstance(pools, dict):
         raise AnsibleFilterError("expected gpufleet_plan.pools (a mapping of pool name to pool), got %r" % (pools,))
     return sorted(pools.items())
