@@ -28,6 +28,7 @@ def ansible_playbook(playbook, *args, timeout=300):
     env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO, ".build", "collections")
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_CALLBACK_RESULT_FORMAT"] = "json"  # one message, one line: tests search it verbatim
     cmd = [binary, "-i", inventory(), str(playbook)] + list(args)
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     output = proc.stdout + proc.stderr
