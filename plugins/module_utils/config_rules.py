@@ -578,6 +578,62 @@ def _scheduling_issues(config, teams):
                               "services.volcano.scheduler_plugins", parent, True)
 
 
+def _slurm_split_issues(config, ctx, sets):
+    """Slurm node sets on pools that teams' Kueue/Volcano quotas also count: refused unless split."""
+    nodes_of = {}
+    for node in _list(config.get("nodes")):
+        if isinstance(node, dict) and node.get("pool"):
+            nodes_of[node["pool"]] = nodes_of.get(node["pool"], 0) + 1
+    queues = _enabled(config, "kueue") or _enabled(config, "volcano")
+    quota_users = {}
+    for t, team in enumerate(_entries(config, "teams")):
+        for pool in _dict(team.get("quotas")):
+            quota_users.setdefault(pool, []).append((t, team))
+    held = {}
+    for i, nodeset in enumerate(_list(_services(config).get("slurm", {}).get("nodesets"))):
+        if not isinstance(nodeset, dict) or nodeset.get("pool") not in _pools(config):
+            continue
+        base = "services.slurm.nodesets[%d]" % i
+        pool = nodeset["pool"]
+        replicas = nodeset.get("replicas", nodes_of.get(pool, 0))
+        if isinstance(replicas, int) and replicas > nodes_of.get(pool, 0):
+            yield ConfigIssue(base + ".replicas", "pool '%s' has %d node(s); each Slurm worker pod takes a node's "
+                              "GPUs, so at most %d can run" % (pool, nodes_of.get(pool, 0), nodes_of.get(pool, 0)),
+                              replicas, True)
+        if not queues or pool not in quota_users:
+            continue
+        if nodeset.get("shared_with_queues") is not True:
+            yield ConfigIssue(base + ".pool", "pool '%s' is also in team quotas (%s) that Kueue/Volcano schedule: "
+                              "the two schedulers would count the same GPUs; give Slurm its own pool, or set "
+                              "%s.shared_with_queues: true to split the pool (team quotas must then fit in what "
+                              "Slurm leaves)" % (pool, ", ".join("teams[%d].quotas.%s" % (t, pool)
+                                                                 for t, _ in quota_users[pool]), base), pool, True)
+            continue
+        offered = ctx.get("pool_resources", {}).get(pool) or {}
+        gres = _dict(nodeset.get("gres")) or dict((r.split("mig-", 1)[1] if "mig-" in r else "gpu", n)
+                                                   for r, n in offered.items())
+        for key, count in gres.items():
+            resource = "nvidia.com/gpu" if key == "gpu" else "nvidia.com/mig-%s" % key
+            if isinstance(count, int) and isinstance(replicas, int):
+                held.setdefault(pool, {}).setdefault(resource, []).append((i, count * replicas))
+    if _dict(config.get("scheduling")).get("allow_overcommit") is True:
+        return
+    for pool, resources in sorted(held.items()):
+        offered = ctx.get("pool_resources", {}).get(pool) or {}
+        for resource, entries in sorted(resources.items()):
+            capacity = offered.get(resource, 0) * nodes_of.get(pool, 0)
+            slurm = sum(n for _, n in entries)
+            teams = 0
+            for _, team in quota_users[pool]:
+                quota = _dict(team.get("quotas")).get(pool, {}).get(resource, 0)
+                teams += quota.get("nominal", 0) if isinstance(quota, dict) else quota
+            if isinstance(teams, int) and slurm + teams > capacity:
+                yield ConfigIssue("services.slurm.nodesets[%d].shared_with_queues" % entries[0][0],
+                                  "pool '%s' has %d %s; Slurm holds %d and team quotas add up to %d: lower the "
+                                  "quotas or the node set (replicas x GRES), or set scheduling.allow_overcommit: true"
+                                  % (pool, capacity, resource, slurm, teams), True, True)
+
+
 def rule_services(config, ctx):
     services = _services(config)
     pools = _pools(config)
@@ -631,6 +687,8 @@ def rule_services(config, ctx):
                         continue
                 if isinstance(count, int) and count > limit:
                     yield ConfigIssue(path, "a node of pool '%s' has only %d" % (pool, limit), count, True)
+        for issue in _slurm_split_issues(config, ctx, sets):
+            yield issue
         defaults = 0
         for i, part in enumerate(_list(slurm.get("partitions"))):
             if not isinstance(part, dict):
@@ -650,6 +708,10 @@ def rule_services(config, ctx):
             if "slurm_db_password" not in _dict(config.get("secrets")):
                 yield ConfigIssue("secrets.slurm_db_password", "is required when services.slurm.accounting is "
                                   "enabled (reference a vaulted variable: {var: vault_slurm_db_password})")
+            elif "var" not in _dict(_dict(config.get("secrets")).get("slurm_db_password")):
+                yield ConfigIssue("secrets.slurm_db_password", "must name a vaulted variable ({var: "
+                                  "vault_slurm_db_password}): the external database already has its password, a "
+                                  "generated one would not match", config["secrets"]["slurm_db_password"], True)
     kserve = services.get("kserve", {})
     if _enabled(config, "kserve"):
         team_namespaces = {t.get("namespace", t.get("name")) for t in _entries(config, "teams")}

@@ -25,6 +25,9 @@ CHART_VERSION = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$"
 RESOURCE_NAME = r"^([a-z0-9.-]+/)?[a-zA-Z0-9][-a-zA-Z0-9_.]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
 DURATION = r"^[0-9]+(ms|s|m|h|d|w|y)$"
+STORAGE_URI = r"^(hf|pvc|s3)://.+"
+VLLM_FLAG = {"type": "string", "pattern": r"^--[a-z0-9][-a-z0-9_]*(=.*)?$",
+             "description": "A vLLM flag, --name or --name=value."}
 
 SERVICES = ("cert_manager", "gpu_operator", "kueue", "volcano", "slurm", "kserve", "monitoring")
 
@@ -82,6 +85,14 @@ SECRET_REF = {
         _obj({"generate": {"const": True, "description": "Generate once, store in a Kubernetes Secret, never regenerate."}},
              required=("generate",)),
     ],
+}
+
+SLURM_SCRIPTS = {
+    "type": "object",
+    "description": "Slurm prolog/epilog scripts run on every node set: {file name: script}. Each script "
+                   "starts with a shebang line (#!).",
+    "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+    "additionalProperties": {"type": "string", "pattern": r"^#!"},
 }
 
 TAINT = _obj(
@@ -380,6 +391,13 @@ SCHEMA = {
                                         "description": "GRES per node: {gpu: N} or {<mig profile>: N}.",
                                         "additionalProperties": {"type": "integer", "minimum": 0},
                                     },
+                                    "shared_with_queues": _bool(
+                                        "The pool is also in teams' Kueue/Volcano quotas. true splits its GPUs: "
+                                        "Slurm's worker pods hold replicas x GRES of them through the Kubernetes "
+                                        "scheduler, and the teams' quotas in the pool must fit in the rest "
+                                        "(unless scheduling.allow_overcommit). false (default): a pool in team "
+                                        "quotas is refused, so the two schedulers never count the same GPUs.",
+                                        False),
                                 },
                                 required=("name", "pool"),
                             ),
@@ -398,11 +416,16 @@ SCHEMA = {
                         },
                         "login_ssh_keys": {"type": "array", "items": {"type": "string", "pattern": r"^(ssh-|ecdsa-)"},
                                            "description": "SSH public keys for the login set."},
+                        "prolog_scripts": SLURM_SCRIPTS,
+                        "epilog_scripts": SLURM_SCRIPTS,
                         "accounting": _obj(
                             {
                                 "enabled": _bool("Slurm accounting (slurmdbd) with an external database.", False),
                                 "database_host": _str("Database host."),
                                 "database_user": _str("Database user.", default="slurm"),
+                                "database_port": _int("Database port (default 3306).", 1, 65535),
+                                "database_name": _str("Database name (default slurm_acct_db).",
+                                                      pattern=r"^[A-Za-z0-9_]+$"),
                             },
                         ),
                     },
@@ -412,6 +435,17 @@ SCHEMA = {
                     {
                         "deployment_mode": _enum("KServe deployment mode; Knative needs Knative installed.",
                                                  ("Standard", "Knative"), "Standard"),
+                        "kv_cache_share": {"type": "number", "minimum": 0, "maximum": 4, "default": 0.2,
+                                           "description": "GPU memory for KV cache and activations, as a share of "
+                                                          "the weights (the fit check: weights x (1 + share))."},
+                        "gpu_memory_utilization": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                                                   "default": 0.9,
+                                                   "description": "vLLM --gpu-memory-utilization: the share of each "
+                                                                  "GPU (or MIG device) vLLM may use."},
+                        "engine_args": {"type": "array", "default": [], "items": VLLM_FLAG,
+                                        "description": "vLLM engine flags every model gets (the runtime's args)."},
+                        "wait_for_ready": _bool("Wait for every InferenceService's Ready condition and report its "
+                                                "URL (needs a running KServe controller).", False),
                         "models": {
                             "type": "array",
                             "description": "InferenceServices.",
@@ -420,8 +454,7 @@ SCHEMA = {
                                     "name": _str("Model name.", pattern=DNS_LABEL),
                                     "namespace": _str("Namespace (a team's namespace when Kueue is on).",
                                                       pattern=DNS_LABEL),
-                                    "storage_uri": _str("hf://, pvc:// or s3:// URI.",
-                                                        pattern=r"^(hf|pvc|s3)://.+"),
+                                    "storage_uri": _str("hf://, pvc:// or s3:// URI.", pattern=STORAGE_URI),
                                     "pool": _str("GPU pool to run on.", pattern=DNS_LABEL),
                                     "gpu_resource": _str("GPU resource, e.g. nvidia.com/gpu or nvidia.com/mig-3g.40gb.",
                                                          pattern=RESOURCE_NAME, default="nvidia.com/gpu"),
@@ -435,6 +468,16 @@ SCHEMA = {
                                     "min_replicas": _int("Minimum replicas.", 0, 1000),
                                     "max_replicas": _int("Maximum replicas.", 1, 1000),
                                     "credentials": SECRET_REF,
+                                    "engine_args": {"type": "array", "items": VLLM_FLAG,
+                                                    "description": "Extra vLLM engine flags for this model."},
+                                    "cache": _obj(
+                                        {
+                                            "size": _str("Size of the model cache PVC.", pattern=QUANTITY),
+                                            "storage_class": _str("StorageClass (default: the cluster's default)."),
+                                        },
+                                        required=("size",),
+                                        description="A PersistentVolumeClaim mounted as the Hugging Face / vLLM cache.",
+                                    ),
                                 },
                                 required=("name", "storage_uri"),
                             ),
