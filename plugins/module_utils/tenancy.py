@@ -368,7 +368,7 @@ def volcano_queues(plan):
     out = []
     for team in _teams(plan):
         deserved, guarantee, capability, unbounded = {}, {}, {}, set()
-        for pool, resources in sorted((team.get("quotas") or {}).items()):
+        for _pool, resources in sorted((team.get("quotas") or {}).items()):
             for res, value in sorted(resources.items()):
                 entry = _entry(value)
                 _add(deserved, res, entry["nominal"])
