@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - reported by validate()
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_schema, versions
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig
+from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, serving
 
 KNOWN_DEFAULT_SECRETS = frozenset([
     "admin", "prom-operator", "deepops", "cns-stack", "password", "changeme", "change-me", "secret",
@@ -112,6 +112,8 @@ PATTERN_HELP = {
     config_schema.QUANTITY: "a Kubernetes quantity like 64, 500m or 512Gi",
     config_schema.DURATION: "a duration like 30s, 15d",
     config_schema.RESOURCE_NAME: "a Kubernetes resource name like nvidia.com/gpu",
+    config_schema.STORAGE_URI: "an hf://, pvc:// or s3:// URI (hf://org/model, pvc://claim/path, s3://bucket/path)",
+    config_schema.VLLM_FLAG["pattern"]: "a vLLM flag like --enable-prefix-caching or --max-num-seqs=64",
 }
 
 
@@ -449,6 +451,24 @@ def rule_pools(config, ctx):
         ctx["pool_resources"][name] = resources
         ctx["pool_mig"][name] = plan
         ctx.setdefault("pool_quota_resources", {})[name] = quota_resources(config, pool, resources)
+    # The GPU Operator's ClusterPolicy has one driver version and one MIG strategy for the cluster.
+    versions, strategies = {}, {}
+    for name, pool in sorted(_pools(config).items()):
+        driver, mig_conf = _dict(pool.get("driver")), _dict(pool.get("mig"))
+        if driver.get("mode", "operator") == "operator" and isinstance(driver.get("version"), str):
+            versions.setdefault(driver["version"], name)
+        if isinstance(mig_conf.get("strategy"), str) and mig_conf["strategy"] != "none":
+            strategies.setdefault(mig_conf["strategy"], name)
+    if len(versions) > 1:
+        first, other = sorted(versions.items(), key=lambda kv: kv[1])[:2]
+        yield ConfigIssue("gpu_pools.%s.driver.version" % other[1], "differs from gpu_pools.%s.driver.version (%s): "
+                          "the GPU Operator installs one driver version; use the same one on every operator-mode pool"
+                          % (first[1], first[0]), other[0], True)
+    if len(strategies) > 1:
+        first, other = sorted(strategies.items(), key=lambda kv: kv[1])[:2]
+        yield ConfigIssue("gpu_pools.%s.mig.strategy" % other[1], "differs from gpu_pools.%s.mig.strategy (%s): the "
+                          "GPU Operator's device plugin takes one MIG strategy for the cluster; use the same on every "
+                          "pool (mixed fits every layout)" % (first[1], first[0]), other[0], True)
     del services
 
 
@@ -715,6 +735,13 @@ def rule_services(config, ctx):
     kserve = services.get("kserve", {})
     if _enabled(config, "kserve"):
         team_namespaces = {t.get("namespace", t.get("name")) for t in _entries(config, "teams")}
+        seen_models = {}
+        kueue_integrations = _list(_dict(services.get("kueue")).get("integrations"))
+        if _enabled(config, "kueue") and _list(kserve.get("models")) and not {"deployment", "pod"} & set(
+                kueue_integrations):
+            ctx.setdefault("warnings", []).append(
+                "services.kserve.models: Kueue counts serving against team quotas only with the 'deployment' "
+                "(or 'pod') integration in services.kueue.integrations")
         for i, model in enumerate(_list(kserve.get("models"))):
             if not isinstance(model, dict):
                 continue
@@ -746,6 +773,8 @@ def rule_services(config, ctx):
             if str(model.get("storage_uri", "")).startswith("s3://") and "credentials" not in model:
                 yield ConfigIssue(base + ".credentials", "is required for an s3:// storage_uri (reference a vaulted "
                                   "variable: {var: vault_s3_credentials})")
+            for issue in _kserve_model_issues(config, ctx, kserve, model, base, seen_models):
+                yield issue
     if _enabled(config, "monitoring"):
         if "grafana_admin_password" not in _dict(config.get("secrets")):
             yield ConfigIssue("secrets.grafana_admin_password", "is required when services.monitoring is enabled: "
@@ -756,6 +785,46 @@ def rule_services(config, ctx):
             if seconds < 5:
                 yield ConfigIssue("services.monitoring.gpu_scrape_interval", "must be at least 5s (DCGM exporter "
                                   "scraping every second loads the GPUs and Prometheus)", interval, True)
+
+
+def _kserve_model_issues(config, ctx, kserve, model, base, seen):
+    """Serving rules beyond the anchors: unique names, credentials by reference, scale to zero, and the
+    GPU memory fit (module_utils/serving.py)."""
+    key = (model.get("namespace"), model.get("name"))
+    if key in seen:
+        yield ConfigIssue(base + ".name", "duplicate model in namespace '%s', already %s" % (key[0], seen[key]),
+                          key[1], True)
+    seen.setdefault(key, base)
+    credentials = model.get("credentials")
+    if isinstance(credentials, dict) and "var" not in credentials:
+        yield ConfigIssue(base + ".credentials", "storage credentials come from your store, never generated: "
+                          "reference a vaulted variable ({var: vault_s3_credentials})", credentials, True)
+    if str(model.get("storage_uri", "")).startswith("pvc://") and credentials is not None:
+        yield ConfigIssue(base + ".credentials", "a pvc:// model needs no credentials; remove the key", credentials,
+                          True)
+    if model.get("min_replicas") == 0 and kserve.get("deployment_mode", "Standard") != "Knative":
+        yield ConfigIssue(base + ".min_replicas", "scale to zero needs services.kserve.deployment_mode: Knative; "
+                          "Standard mode keeps at least 1 replica", 0, True)
+    gpus = model.get("gpus")
+    if serving.is_mig(model.get("gpu_resource", "")) and isinstance(gpus, int) and gpus > 1:
+        yield ConfigIssue(base + ".gpus", "a process sees only one MIG device, so vLLM cannot shard over several; "
+                          "ask for 1 %s, or for whole GPUs (nvidia.com/gpu) on a non-MIG pool"
+                          % model.get("gpu_resource"), gpus, True)
+    pools = _pools(config)
+    pool = pools.get(model.get("pool"))
+    if pool is None or not _schema_clean(ctx, base) or model.get("parameters_billion") is None:
+        return
+    offered = {name: {"model": p.get("model"), "resources_per_node": ctx.get("pool_resources", {}).get(name) or {},
+                      "shared": _dict(p.get("sharing")).get("mode", "none") != "none"}
+               for name, p in pools.items()}
+    try:
+        problem = serving.check_fit(model, offered, kserve.get("kv_cache_share", 0.2),
+                                    kserve.get("gpu_memory_utilization", 0.9))
+    except (serving.ServingError, ValueError):
+        return
+    if problem:
+        yield ConfigIssue(base + ".gpu_resource", "the model does not fit: " + problem,
+                          model.get("gpu_resource", "nvidia.com/gpu"), True)
 
 
 def rule_secrets(config, ctx):
@@ -881,6 +950,7 @@ def build_plan(config, ctx):
             service = apply_defaults(config_schema.SCHEMA["properties"]["services"]["properties"][name], {})
             services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
             services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
+    services["kserve"] = serving.plan_models(services["kserve"])
     return {
         "cluster": cluster,
         "nodes": nodes,

@@ -163,6 +163,11 @@ def _all(*mutations):
 BAD = [
     # --- schema: unknown keys (with the closest key suggested), types, enums, patterns ---
     ("unknown-top-level", _set(["clustr"], {}), "clustr", "did you mean 'cluster'"),
+    ("driver-versions-differ", lambda c: (c["gpu_pools"]["a100"]["driver"].update(version="580.105.08"),
+                                          c["gpu_pools"]["h100-mig"]["driver"].update(version="595.91.07")),
+     "gpu_pools.h100-mig.driver.version", "installs one driver version"),
+    ("mig-strategies-differ", _set(["gpu_pools", "a100", "mig"], {"strategy": "single", "layout": "all-disabled"}),
+     "gpu_pools.h100-mig.mig.strategy", "one MIG strategy for the cluster"),
     ("unknown-node-key", _set(["nodes", 0, "adress"], "x"), "nodes[0].adress", "did you mean 'address'"),
     ("unknown-pool-key", _set(["gpu_pools", "a100", "gpus"], 8), "gpu_pools.a100.gpus", "allowed keys"),
     ("unknown-service", _set(["services", "kserv"], {}), "services.kserv", "did you mean 'kserve'"),
