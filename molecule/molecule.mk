@@ -44,9 +44,10 @@ test-containerd: ## containerd $(CONTAINERD_VERSION) for the molecule scenarios,
 
 .PHONY: molecule
 molecule: venv test-image ## Molecule scenarios (node roles in systemd containers): create, converge, idempotence, verify, destroy
-	@set -e; for s in $(MOLECULE_SCENARIOS); do \
+	@failed=""; start=$$(date +%s); for s in $(MOLECULE_SCENARIOS); do \
 	  echo "== molecule $$s"; \
-	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule -c molecule/config.yml test -s $$s; \
-	done
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule -c molecule/config.yml test -s $$s || failed="$$failed $$s"; \
+	done; echo "== molecule: $(words $(MOLECULE_SCENARIOS)) scenarios in $$(( $$(date +%s) - start ))s"; \
+	if [ -n "$$failed" ]; then echo "== molecule FAILED:$$failed"; exit 1; fi
 
 EXTRA_TEST_TARGETS += molecule
