@@ -1,0 +1,45 @@
+"""Render the monitoring role's rule template exactly as the role does (Ansible's Templar, the role's
+defaults and vars), with the thresholds of a config's plan (default: config.example.yml)."""
+import os
+
+import yaml
+
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROLE = os.path.join(ROOT, "roles", "monitoring")
+EXAMPLE = os.path.join(ROOT, "config.example.yml")
+RULES_TEMPLATE = os.path.join(ROLE, "templates", "gpu-alerts.rules.yml.j2")
+DASHBOARDS = os.path.join(ROLE, "files", "dashboards")
+PROMTOOL_VERSION = os.environ.get("PROMTOOL_VERSION", "3.14.0")
+PROMTOOL = os.environ.get("PROMTOOL") or os.path.join(
+    os.environ.get("GPUFLEET_TOOLS_CACHE") or os.path.expanduser("~/.cache/gpufleet/tools"),
+    "prometheus-%s" % PROMTOOL_VERSION, "promtool")
+
+
+def plan(config_path=EXAMPLE, overrides=None):
+    with open(config_path) as fh:
+        config = yaml.safe_load(fh)
+    for key, value in (overrides or {}).items():
+        config["services"]["monitoring"].setdefault("alerts", {})[key] = value
+    return config_rules.validate(config)
+
+
+def role_vars(the_plan):
+    variables = {"gpufleet_plan": the_plan}
+    for rel in ("defaults/main.yml", "vars/main.yml"):
+        with open(os.path.join(ROLE, rel)) as fh:
+            variables.update(yaml.safe_load(fh))
+    return variables
+
+
+def render_rules(the_plan=None):
+    """The rule groups the role puts in the PrometheusRule spec, as text (a promtool rules file)."""
+    loader = DataLoader()
+    loader.set_basedir(ROLE)
+    templar = Templar(loader=loader, variables=role_vars(the_plan or plan()))
+    with open(RULES_TEMPLATE) as fh:
+        return templar.template(fh.read(), escape_backslashes=False)
