@@ -285,6 +285,38 @@ def _rss_mib(pid):
     return None
 
 
+def reset_nodes(names, config_path=None, timeout=60):
+    """Recreate simulated nodes from the config (drops MIG/sharing state the tests or roles left on them)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+    state = read_state()
+    config = nodes.load_config(config_path or state.get("config") or settings.DEFAULT_CONFIG)
+    objs = [o for o in nodes.node_objects(config, state["lab_id"]) if o["metadata"]["name"] in set(names)]
+    core = client.CoreV1Api(core_api())
+    for o in objs:
+        try:
+            core.delete_node(o["metadata"]["name"], grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    deadline = time.time() + timeout
+    for o in objs:
+        while True:
+            try:
+                core.read_node(o["metadata"]["name"])
+            except ApiException as exc:
+                if exc.status == 404:
+                    break
+                raise
+            if time.time() > deadline:
+                raise procs.LabError("node %s not deleted" % o["metadata"]["name"])
+            time.sleep(0.1)
+    nodes.apply_nodes(core, objs)
+    total_before = nodes.ready_count(core)[0]
+    nodes.wait_ready(core, total_before, timeout)
+    return [o["metadata"]["name"] for o in objs]
+
+
 def sync_nodes(api_client, config, lab_id, timeout):
     from kubernetes import client
     core = client.CoreV1Api(api_client)

@@ -38,6 +38,10 @@ class Lab(object):
     def gpu_nodes(self):
         return [n for n in self.config["nodes"] if n.get("pool") and n.get("simulated")]
 
+    def reset_nodes(self, names):
+        """Recreate simulated nodes from the config: their labels, capacity and GPU simulator state."""
+        return cli.reset_nodes(names, LAB_CONFIG)
+
 
 @pytest.fixture(scope="session")
 def lab():

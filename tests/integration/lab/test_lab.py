@@ -220,6 +220,14 @@ def test_job_pod_completes(lab, namespace):
 
 MIG_NODE = "lab-h100-2"
 GPU_NS = "gpu-operator"
+MUTATED = (MIG_NODE, "lab-a100-2", "lab-l40s-2")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reset_mutated_nodes(lab):
+    """Later tests of the session (the roles') get these nodes back as the config describes them."""
+    yield
+    lab.reset_nodes(MUTATED)
 
 
 def _cluster_policy_config(lab, field):
@@ -282,7 +290,8 @@ def test_mig_label_publishes_mig_resources(lab, namespace):
     labels = lab.core.read_node(MIG_NODE).metadata.labels
     assert labels["nvidia.com/mig-1g.10gb.count"] == "56"
     # a pod asking for a MIG slice lands there
-    lab.core.create_namespaced_pod(namespace, pod("mig-slice", {"nvidia.com/mig-1g.10gb": "1"}))
+    lab.core.create_namespaced_pod(namespace, pod("mig-slice", {"nvidia.com/mig-1g.10gb": "1"},
+                                                  node_selector={"kubernetes.io/hostname": MIG_NODE}))
     p = wait_for(lambda: running_on(lab, namespace, "mig-slice"), what="mig-slice Running")
     assert p.spec.node_name == MIG_NODE
 
