@@ -827,9 +827,24 @@ def _kserve_model_issues(config, ctx, kserve, model, base, seen):
                           model.get("gpu_resource", "nvidia.com/gpu"), True)
 
 
+# Secrets whose value is a structure, not a password: the collection cannot generate them.
+STRUCTURED_SECRETS = {"alertmanager_receivers": "a mapping with a non-empty 'receivers' list of Alertmanager "
+                                                "receivers (each with a 'name'; optional 'route', 'inhibit_rules')"}
+
+
+def _receivers_ok(value):
+    receivers = value.get("receivers") if isinstance(value, dict) else None
+    return (isinstance(receivers, list) and bool(receivers)
+            and all(isinstance(r, dict) and isinstance(r.get("name"), str) and r["name"] for r in receivers))
+
+
 def rule_secrets(config, ctx):
     values = ctx.get("secret_values")
     for purpose, ref in sorted(_dict(config.get("secrets")).items()):
+        if purpose in STRUCTURED_SECRETS and isinstance(ref, dict) and ref.get("generate") is True:
+            yield ConfigIssue("secrets.%s" % purpose, "cannot be generated; reference a vaulted variable holding "
+                              "%s: {var: vault_%s}" % (STRUCTURED_SECRETS[purpose], purpose))
+            continue
         if not isinstance(ref, dict) or "var" not in ref or values is None:
             continue
         var = ref["var"]
@@ -839,6 +854,10 @@ def rule_secrets(config, ctx):
                               "(ansible-vault create group_vars/all/vault.yml) or use {generate: true}" % var)
             continue
         value = values[var]
+        if purpose in STRUCTURED_SECRETS:
+            if not _receivers_ok(value):
+                yield ConfigIssue(path, "variable '%s' must hold %s" % (var, STRUCTURED_SECRETS[purpose]))
+            continue
         if not isinstance(value, str) or not value:
             yield ConfigIssue(path, "variable '%s' must hold a non-empty string" % var)
         elif value.lower() in KNOWN_DEFAULT_SECRETS:

@@ -382,3 +382,26 @@ def test_not_a_mapping():
 def test_key_path_format():
     assert config_rules.key_path(["teams", 0, "quotas", "a100", "nvidia.com/gpu"]) == 'teams[0].quotas.a100["nvidia.com/gpu"]'
     assert config_rules.key_path(["gpu_pools", "h100-mig", "mig", "layout"]) == "gpu_pools.h100-mig.mig.layout"
+
+
+def test_alertmanager_receivers_cannot_be_generated(example):
+    config = copy.deepcopy(example)
+    config["secrets"]["alertmanager_receivers"] = {"generate": True}
+    [issue] = problems(config).issues
+    assert issue.path == "secrets.alertmanager_receivers"
+    assert "cannot be generated" in issue.message
+
+
+@pytest.mark.parametrize("value", ["a-string", {}, {"receivers": []}, {"receivers": [{"webhook_configs": []}]}])
+def test_alertmanager_receivers_shape(example, value):
+    config = copy.deepcopy(example)
+    config["secrets"]["alertmanager_receivers"] = {"var": "vault_am"}
+    [issue] = problems(config, secrets={"vault_am": value}).issues
+    assert issue.path == "secrets.alertmanager_receivers.var"
+    assert "'receivers' list" in issue.message
+
+
+def test_alertmanager_receivers_mapping_accepted(example):
+    config = copy.deepcopy(example)
+    config["secrets"]["alertmanager_receivers"] = {"var": "vault_am"}
+    config_rules.validate(config, secret_values={"vault_am": {"receivers": [{"name": "oncall"}]}})
