@@ -13,12 +13,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleFilterError
+from ansible.errors import AnsibleFilterError, AnsibleUndefinedVariable
+from jinja2.runtime import Undefined
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import tenancy
 
 
 def _plan(plan):
+    if isinstance(plan, Undefined):
+        raise AnsibleUndefinedVariable("gpufleet_plan is undefined: run playbooks/validate.yml first")
     if not isinstance(plan, dict) or "pools" not in plan or "cluster" not in plan:
         raise AnsibleFilterError("expected the gpufleet_plan fact (run playbooks/validate.yml first), got %r"
                                  % (type(plan).__name__,))
