@@ -32,13 +32,13 @@ def render(config):
     from ansible.template import Templar
     plan = config_rules.validate(copy.deepcopy(config))
     variables = dict(_load(os.path.join(ROLE, "defaults", "main.yml")))
-    variables.update({k: v for k, v in _load(os.path.join(ROLE, "vars", "main.yml")).items()})
+    variables.update(_load(os.path.join(ROLE, "vars", "main.yml")))
     variables["gpufleet_plan"] = plan
     variables["__gpu_operator_settings"] = gpu_layer.gpu_operator_settings(plan["pools"])
     templar = Templar(loader=DataLoader(), variables=variables)
     with open(os.path.join(ROLE, "templates", "values.yml.j2")) as fh:
         text = templar.template(fh.read())
-    return yaml.safe_load(text), plan
+    return yaml.safe_load(text)
 
 
 def paths(tree, prefix=()):
@@ -62,7 +62,7 @@ def upstream():
 
 @pytest.mark.parametrize("path", CONFIGS)
 def test_every_value_key_exists_upstream(upstream, path):
-    values, _ = render(_load(os.path.join(ROOT, path)))
+    values = render(_load(os.path.join(ROOT, path)))
     missing = []
     for key_path in paths(values):
         node = upstream
@@ -76,7 +76,7 @@ def test_every_value_key_exists_upstream(upstream, path):
 
 def test_values_follow_the_config():
     config = _load(os.path.join(ROOT, "config.example.yml"))
-    values, _ = render(config)
+    values = render(config)
     # a100/h100-mig operator-mode, l40s preinstalled: the Operator installs the driver, labels keep it off l40s
     assert values["driver"] == {"enabled": True}
     assert values["mig"] == {"strategy": "mixed"}
@@ -92,7 +92,7 @@ def test_values_follow_the_config():
     config["services"]["gpu_operator"].update(cdi=False, nfd=False)
     for pool in config["gpu_pools"].values():
         pool["driver"] = {"mode": "preinstalled"}
-    values, _ = render(config)
+    values = render(config)
     assert values["driver"] == {"enabled": False}
     assert values["dcgmExporter"]["serviceMonitor"] == {"enabled": False}
     assert values["cdi"] == {"enabled": False} and values["nfd"] == {"enabled": False}
@@ -102,7 +102,7 @@ def test_driver_version_and_air_gap():
     config = _load(os.path.join(ROOT, "inventories", "lab", "config.yml"))
     for pool in config["gpu_pools"].values():
         pool["driver"] = {"mode": "operator", "version": "580.105.08"}
-    values, _ = render(config)
+    values = render(config)
     assert values["driver"]["version"] == "580.105.08"
     assert values["driver"]["repository"] == "registry.invalid/gpufleet-lab/nvidia"
     assert values["toolkit"]["repository"] == "registry.invalid/gpufleet-lab/nvidia/k8s"

@@ -70,8 +70,8 @@ def test_conflicting_versions_and_strategies_are_reported(plan):
 
 
 def test_mig_parted_document_merges_and_adds_all_disabled():
-    plan_a = {"mig_parted": {"version": "v1", "mig-configs": {"gpufleet-a": [{"devices": "all", "mig-enabled": True,
-                                                                                "mig-devices": {"1g.10gb": 7}}]}}}
+    entry = {"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}
+    plan_a = {"mig_parted": {"version": "v1", "mig-configs": {"gpufleet-a": [entry]}}}
     doc = g.mig_parted_document([plan_a])
     assert doc["version"] == "v1"
     assert sorted(doc["mig-configs"]) == ["all-disabled", "gpufleet-a"]
