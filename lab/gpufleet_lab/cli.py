@@ -350,6 +350,9 @@ def _down(quiet):
         pid = procs.stop(name)
         if pid:
             stopped.append("%s(%d)" % (name, pid))
+    # processes of this run dir that lost their pid file (run dir removed under a running lab)
+    for pid, prog in procs.kill_orphans():
+        stopped.append("%s(%d, orphan)" % (os.path.basename(prog), pid))
     shutil.rmtree(os.path.join(settings.RUN, "etcd-data"), ignore_errors=True)
     try:
         os.unlink(settings.STATE)
@@ -440,6 +443,11 @@ def summary():
 
 
 def clean(all_=False):
+    with procs.lab_lock():
+        _clean(all_)
+
+
+def _clean(all_):
     down(quiet=True)
     shutil.rmtree(settings.RUN, ignore_errors=True)
     shutil.rmtree(settings.CHARTS, ignore_errors=True)

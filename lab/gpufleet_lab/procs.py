@@ -67,6 +67,12 @@ def _cmdline(pid):
         return None
 
 
+def _live(pid):
+    """Running (not gone, not a zombie)."""
+    cmd = _cmdline(pid)
+    return bool(cmd and cmd[0])
+
+
 def read_pid(name):
     """The pid of a lab process if it is alive and still the program we started, else None."""
     try:
@@ -180,6 +186,48 @@ def stop(name, timeout=15.0):
     except FileNotFoundError:
         pass
     return pid
+
+
+def orphans():
+    """Lab processes of this run dir whose pid file is gone (e.g. removed under a running lab).
+
+    Matched strictly: the program is one of the lab's binaries (or the lab's simulator module) and its
+    command line names this run dir. Returns [(pid, program)].
+    """
+    tracked = {p for p in running().values() if p}
+    run_dir = settings.RUN.encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in tracked or int(entry) == os.getpid():
+            continue
+        cmd = _cmdline(int(entry))
+        if not cmd or not cmd[0]:
+            continue
+        ours = cmd[0].startswith(settings.BIN.encode() + b"/") or b"gpufleet_lab.gpu_simulator" in cmd[:3]
+        if ours and any(run_dir in arg for arg in cmd[1:]):
+            out.append((int(entry), cmd[0].decode(errors="replace")))
+    return out
+
+
+def kill_orphans(timeout=15.0):
+    victims = orphans()
+    for pid, _ in victims:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + timeout
+    for pid, _ in victims:
+        while time.time() < deadline and _live(pid):
+            _reap(pid)
+            time.sleep(0.1)
+        if _live(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _reap(pid)
+    return victims
 
 
 def tail(name, lines=20):
