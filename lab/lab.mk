@@ -16,6 +16,7 @@ LAB_CACHE ?= $(or $(GPUFLEET_LAB_CACHE),$(HOME)/.cache/gpufleet/lab)
 export GPUFLEET_LAB_CACHE := $(LAB_CACHE)
 LAB_APT_PACKAGES ?= ca-certificates git
 LAB_PY := $(LAB_PYTHON) lab/lab.py
+LAB_BIN = $(LAB_CACHE)/v$(shell sed -n 's/^KUBE_VERSION=//p' lab/versions.env)/bin
 
 .PHONY: lab-build lab-up lab-down lab-status lab lab-clean lab-charts lab-bench lab-deps
 
@@ -44,8 +45,8 @@ lab-status: ## Lab: health, nodes, GPU capacity, simulator state
 lab-charts: ## Lab: regenerate the STAND-IN charts into $(LAB_CACHE)/charts
 	$(LAB_PY) charts
 
-lab: lab-up ## Lab: lab-up, then playbooks/site.yml against the lab, then a summary
-	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(VENV)/bin/ansible-playbook -i $(LAB_CONFIG) playbooks/site.yml
+lab: venv lab-build lab-up ## Lab: build (cached), lab-up, then playbooks/site.yml against the lab, then a summary
+	PATH=$(LAB_BIN):$$PATH ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg $(VENV)/bin/ansible-playbook -i $(LAB_CONFIG) playbooks/site.yml
 	$(LAB_PY) summary
 
 lab-clean: ## Lab: lab-down, remove run dir and stand-in charts (LAB_CLEAN_ALL=1 also removes binaries)
