@@ -54,6 +54,19 @@ def generate(teams):
     return config
 
 
+def wait_for_namespaces_gone(timeout=600):
+    """A previous run's cleanup deletes 200 namespaces; re-creating one while it terminates fails."""
+    from kubernetes import client, config as kube_config
+    with open(LAB_CONFIG) as handle:
+        kubeconfig = os.path.expanduser(yaml.safe_load(handle)["cluster"]["kubeconfig"])
+    core = client.CoreV1Api(kube_config.new_client_from_config(kubeconfig))
+    deadline = time.monotonic() + timeout
+    while core.list_namespace(label_selector="gpufleet.io/cluster=%s" % CLUSTER).items:
+        if time.monotonic() > deadline:
+            raise SystemExit("namespaces of %s still present after %d s" % (CLUSTER, timeout))
+        time.sleep(2)
+
+
 def timed(label, *args, **kwargs):
     start = time.monotonic()
     result = ansible_playbook(*args, timeout=3600, **kwargs)
@@ -65,12 +78,25 @@ def timed(label, *args, **kwargs):
     return took, result
 
 
+def lab_lock():
+    """Hold the lab test-session lock (tests/integration/lab/conftest.py) so no test session takes the lab
+    down while the bench runs; bring the lab up when it is not running."""
+    import fcntl
+    sys.path.insert(0, os.path.join(ROOT, "lab"))
+    from gpufleet_lab import cli, settings
+    lock = open(settings.RUN.rstrip("/") + ".tests.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    cli.up(LAB_CONFIG, quiet=True)
+    return lock
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--with-install", action="store_true", help="also run the Helm installs")
     args = parser.parse_args()
+    lock = lab_lock()  # noqa: F841 (held until exit)
     config = generate(args.teams)
     plan = config_rules.validate(config)
     renders = []
@@ -89,6 +115,7 @@ def main():
         path = os.path.join(tmp, "bench.yml")
         with open(path, "w") as handle:
             yaml.safe_dump(config, handle)
+        wait_for_namespaces_gone()
         try:
             timed("first apply", "playbooks/scheduling.yml", *skip, config=path, extra_vars=extra)
             took, result = timed("re-run (idempotent)", "playbooks/scheduling.yml", *skip, config=path,
