@@ -153,8 +153,8 @@ def check_capacity(plan):
             if slot["nominal"] > slot["capacity"]:
                 raise TenancyError(
                     "teams[].quotas.%s[\"%s\"]: team quotas add up to %d but pool '%s' provides %d; lower the quotas, "
-                    "add nodes, or set scheduling.allow_overcommit: true" % (pool, resource, slot["nominal"], pool,
-                                                                            slot["capacity"]))
+                    "add nodes, or set scheduling.allow_overcommit: true"
+                    % (pool, resource, slot["nominal"], pool, slot["capacity"]))
     return totals
 
 
