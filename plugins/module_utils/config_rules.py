@@ -569,8 +569,7 @@ def rule_teams(config, ctx):
                 "teams[].quotas.%s[\"%s\"]: over-committed, team quotas add up to %d of %d (%s) "
                 "(scheduling.allow_overcommit: true)" % (pool_name, resource, total, capacity, ", ".join(
                     "%s=%d" % (config["teams"][i].get("name"), n) for i, n in entries)))
-    for issue in _scheduling_issues(config, teams):
-        yield issue
+    yield from _scheduling_issues(config, teams)
 
 
 def _scheduling_issues(config, teams):
