@@ -1,0 +1,223 @@
+"""The serving layer (roles cert_manager and kserve) against the lab's real API server and upstream CRDs.
+
+Every object the roles render (ClusterServingRuntime, InferenceServices, Secrets, ServiceAccounts, PVCs) is
+accepted by kube-apiserver v1.35.4 against the unmodified KServe v0.20.0 CRDs. The charts are the lab's STAND-INs
+(upstream name, version, values keys and CRDs; inert controller Deployments).
+
+THE KSERVE CONTROLLER IS NOT RUNNING IN THE LAB: nothing turns an InferenceService into a predictor Deployment,
+so InferenceServices never get a status (no Ready condition, no URL) and services.kserve.wait_for_ready stays
+false here. To show that what the role asks for schedules on the simulated GPU nodes, the test itself (not the
+role) creates a Deployment shaped like the predictor KServe would create for one model: the InferenceService's
+nodeSelector, tolerations and container resources, in the team namespace with the Kueue queue label.
+"""
+import copy
+import time
+import uuid
+
+import pytest
+import yaml
+
+from playbook import LAB_CONFIG, ansible_playbook
+
+ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
+RUNTIME = ("serving.kserve.io", "v1alpha1", "clusterservingruntimes")
+
+
+def _write(tmp, config, name="config.yml"):
+    path = tmp / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def serving(lab, tmp_path_factory):
+    """Two models: an 8B model on one (time-sliced) L40S from hf:// with a token and a cache PVC, and a 1.5B model
+    on one H100 1g.10gb MIG slice from s3:// with credentials; Kueue on, so both run in team namespaces."""
+    suffix = uuid.uuid4().hex[:4]
+    with open(LAB_CONFIG) as handle:
+        config = yaml.safe_load(handle)
+    cluster = "ksv-%s" % suffix
+    research, inference = "ksv%s-research" % suffix, "ksv%s-inference" % suffix
+    config["cluster"]["name"] = cluster
+    config["teams"] = [{"name": research, "quotas": {"h100": {"nvidia.com/mig-1g.10gb": 8}}},
+                       {"name": inference, "quotas": {"l40s": {"nvidia.com/gpu": 4}}}]
+    models = [
+        {"name": "llama-8b", "namespace": inference, "storage_uri": "hf://meta-llama/Llama-3.1-8B-Instruct",
+         "pool": "l40s", "gpu_resource": "nvidia.com/gpu", "gpus": 1, "tensor_parallel_size": 1,
+         "parameters_billion": 8, "dtype": "bfloat16", "max_model_len": 8192, "min_replicas": 1, "max_replicas": 2,
+         "credentials": {"var": "vault_hf_token"}, "cache": {"size": "50Gi"},
+         "engine_args": ["--max-num-seqs=64"]},
+        {"name": "qwen-small", "namespace": research, "storage_uri": "s3://models/qwen2.5-1.5b-instruct",
+         "pool": "h100", "gpu_resource": "nvidia.com/mig-1g.10gb", "gpus": 1, "tensor_parallel_size": 1,
+         "parameters_billion": 1.5, "dtype": "bfloat16", "max_model_len": 4096, "min_replicas": 1,
+         "max_replicas": 1, "credentials": {"var": "vault_s3_credentials"}},
+    ]
+    config["services"] = {
+        "cert_manager": {"enabled": True, "namespace": "ksv%s-cert-manager" % suffix},
+        "gpu_operator": {"enabled": True}, "monitoring": {"enabled": False},
+        "kueue": {"enabled": True, "integrations": ["batch/job", "deployment"]},
+        "kserve": {"enabled": True, "namespace": "ksv%s-kserve" % suffix, "engine_args": ["--enable-prefix-caching"],
+                   "models": models},
+    }
+    config.pop("secrets", None)
+    tmp = tmp_path_factory.mktemp("serving")
+    secrets = _write(tmp, {"vault_hf_token": "hf_lab_%s" % uuid.uuid4().hex,
+                           "vault_s3_credentials": {"access_key_id": "LAB%s" % suffix.upper(),
+                                                    "secret_access_key": uuid.uuid4().hex,
+                                                    "endpoint": "minio.lab.invalid:9000", "region": "lab-1"}},
+                     "secrets.yml")
+    state = {"config": config, "path": _write(tmp, config), "tmp": tmp, "cluster": cluster, "suffix": suffix,
+             "teams": (research, inference), "runtime": "ksv%s-vllm" % suffix,
+             "args": ("-e", "@%s" % secrets, "-e", "kserve_runtime_name=ksv%s-vllm" % suffix)}
+    yield state
+    _cleanup(lab, state)
+
+
+def _cleanup(lab, state):
+    selector = "app.kubernetes.io/managed-by=gpufleet,gpufleet.io/cluster=%s" % state["cluster"]
+    for obj in lab.custom.list_cluster_custom_object(*ISVC, label_selector=selector)["items"]:
+        lab.custom.delete_namespaced_custom_object(ISVC[0], ISVC[1], obj["metadata"]["namespace"], ISVC[2],
+                                                   obj["metadata"]["name"])
+    for obj in lab.custom.list_cluster_custom_object(*RUNTIME, label_selector=selector)["items"]:
+        lab.custom.delete_cluster_custom_object(*RUNTIME, obj["metadata"]["name"])
+    suffix = state["suffix"]
+    for ns in list(state["teams"]) + ["ksv%s-cert-manager" % suffix, "ksv%s-kserve" % suffix]:
+        try:
+            lab.core.delete_namespace(ns)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def _playbook(state, path=None, *args, **kwargs):
+    return ansible_playbook("playbooks/serving.yml", *(state["args"] + args), config=path or state["path"], **kwargs)
+
+
+def _isvcs(lab, cluster):
+    items = lab.custom.list_cluster_custom_object(*ISVC, label_selector="gpufleet.io/cluster=%s" % cluster)["items"]
+    return {o["metadata"]["name"]: o for o in items}
+
+
+def test_converge_idempotent_check(lab, serving):
+    first = _playbook(serving)
+    assert first.rc == 0, first
+    assert first.changed > 0, first
+    assert "hf_lab_" not in first.stdout and serving["config"]["services"]["kserve"]["models"][1]["name"]
+    second = _playbook(serving)
+    assert second.rc == 0, second
+    assert second.changed == 0, second.changed_tasks()
+    check = _playbook(serving, check=True, diff=True)
+    assert check.rc == 0, check
+    assert check.changed == 0, check.changed_tasks()
+    assert "hf_lab_" not in second.stdout + check.stdout
+
+
+def test_runtime_and_inference_services_match_config(lab, serving):
+    research, inference = serving["teams"]
+    runtime = lab.custom.get_cluster_custom_object(*RUNTIME, serving["runtime"])
+    container = runtime["spec"]["containers"][0]
+    assert container["image"] == "registry.invalid/gpufleet-lab/vllm/vllm-openai:v0.11.0"  # the air-gap mirror
+    assert container["args"] == ["--port=8080", "--model=/mnt/models", "--enable-prefix-caching"]
+    assert {"name": "devshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    assert runtime["spec"]["volumes"] == [{"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
+    isvcs = _isvcs(lab, serving["cluster"])
+    assert sorted(isvcs) == ["llama-8b", "qwen-small"]
+    llama, qwen = isvcs["llama-8b"], isvcs["qwen-small"]
+    assert llama["metadata"]["namespace"] == inference and qwen["metadata"]["namespace"] == research
+    for isvc in (llama, qwen):
+        assert isvc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "default"
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+        assert isvc["spec"]["predictor"]["model"]["runtime"] == serving["runtime"]
+        assert "status" not in isvc  # no KServe controller in the lab
+    model = llama["spec"]["predictor"]["model"]
+    assert model["storageUri"] == "hf://meta-llama/Llama-3.1-8B-Instruct"
+    assert model["args"] == ["--served-model-name=llama-8b", "--tensor-parallel-size=1", "--max-model-len=8192",
+                             "--dtype=bfloat16", "--gpu-memory-utilization=0.9", "--max-num-seqs=64"]
+    assert model["resources"] == {"requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": "1"},
+                                  "limits": {"memory": "32Gi", "nvidia.com/gpu": "1"}}
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "llama-8b-hf-token", "key": "HF_TOKEN"}}} \
+        in model["env"]
+    predictor = llama["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 2)
+    assert predictor["nodeSelector"] == {"gpufleet.io/pool": "l40s"}
+    assert predictor["volumes"] == [{"name": "model-cache", "persistentVolumeClaim": {"claimName": "llama-8b-cache"}}]
+    pvc = lab.core.read_namespaced_persistent_volume_claim("llama-8b-cache", inference)
+    assert pvc.spec.resources.requests == {"storage": "50Gi"}
+    qmodel = qwen["spec"]["predictor"]["model"]
+    assert qmodel["storageUri"] == "s3://models/qwen2.5-1.5b-instruct"
+    assert qmodel["resources"]["limits"] == {"memory": "32Gi", "nvidia.com/mig-1g.10gb": "1"}
+    assert "--max-model-len=4096" in qmodel["args"]
+    assert qwen["spec"]["predictor"]["serviceAccountName"] == "qwen-small-storage"
+    account = lab.core.read_namespaced_service_account("qwen-small-storage", research)
+    assert [s.name for s in account.secrets] == ["qwen-small-storage"]
+    secret = lab.core.read_namespaced_secret("qwen-small-storage", research)
+    assert sorted(secret.data) == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    assert secret.metadata.annotations["serving.kserve.io/s3-endpoint"] == "minio.lab.invalid:9000"
+    assert lab.core.read_namespaced_secret("llama-8b-hf-token", inference).data["HF_TOKEN"]
+
+
+def test_predictor_shaped_deployment_schedules_on_gpu_nodes(lab, serving):
+    """Not the role, and not KServe: a Deployment shaped like the predictor KServe would make for qwen-small
+    (the InferenceService's nodeSelector, tolerations and resources) becomes Available on a simulated H100."""
+    research = serving["teams"][0]
+    isvc = _isvcs(lab, serving["cluster"])["qwen-small"]
+    predictor = isvc["spec"]["predictor"]
+    name = "qwen-small-predictor"
+    labels = {"app": "isvc.%s" % name, "serving.kserve.io/inferenceservice": "qwen-small",
+              "kueue.x-k8s.io/queue-name": "default", "gpufleet.io/test": "predictor-shape"}
+    lab.apps.create_namespaced_deployment(research, {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"replicas": predictor["minReplicas"], "selector": {"matchLabels": {"app": labels["app"]}},
+                 "template": {"metadata": {"labels": labels}, "spec": {
+                     "automountServiceAccountToken": False,
+                     "nodeSelector": predictor["nodeSelector"], "tolerations": predictor.get("tolerations", []),
+                     "containers": [{"name": "kserve-container", "image": "registry.invalid/vllm:lab",
+                                     "resources": predictor["model"]["resources"]}]}}}})
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            status = lab.apps.read_namespaced_deployment(name, research).status
+            if status.available_replicas == 1:
+                break
+            time.sleep(2)
+        pods = lab.core.list_namespaced_pod(research, label_selector="app=%s" % labels["app"]).items
+        assert status.available_replicas == 1, [(p.metadata.name, p.status.phase, p.status.conditions) for p in pods]
+        assert pods[0].spec.node_name.startswith("lab-h100-")
+    finally:
+        lab.apps.delete_namespaced_deployment(name, research)
+
+
+def test_removing_a_model_removes_it(lab, serving):
+    config = copy.deepcopy(serving["config"])
+    config["services"]["kserve"]["models"] = config["services"]["kserve"]["models"][:1]
+    path = _write(serving["tmp"], config, "one-model.yml")
+    check = _playbook(serving, path, check=True, diff=True)
+    assert check.rc == 0, check
+    assert "qwen-small" in _isvcs(lab, serving["cluster"])  # check mode deleted nothing
+    result = _playbook(serving, path, "--tags", "kserve_preflight,kserve_configure")
+    assert result.rc == 0, result
+    assert result.changed > 0, result
+    assert sorted(_isvcs(lab, serving["cluster"])) == ["llama-8b"]
+    research = serving["teams"][0]
+    assert [s.metadata.name for s in lab.core.list_namespaced_secret(
+        research, label_selector="gpufleet.io/model=qwen-small").items] == []
+    assert [a.metadata.name for a in lab.core.list_namespaced_service_account(
+        research, label_selector="gpufleet.io/model=qwen-small").items] == []
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"tensor_parallel_size": 2}, "services.kserve.models[0].tensor_parallel_size: must equal gpus (1)"),
+    ({"storage_uri": "gs://bucket/llama"}, "services.kserve.models[0].storage_uri: must be an hf://, pvc:// or s3:// URI"),
+    ({"pool": "h100", "gpu_resource": "nvidia.com/mig-1g.10gb", "parameters_billion": 70, "dtype": "float16"},
+     "services.kserve.models[0].gpu_resource: the model does not fit: 70B parameters in float16"),
+    ({"namespace": "not-a-team"}, "services.kserve.models[0].namespace: with Kueue on, a model runs in a team's"),
+])
+def test_bad_input_fails_in_validation(lab, serving, change, expected):
+    config = copy.deepcopy(serving["config"])
+    config["services"]["kserve"]["models"][0].update(change)
+    before = _isvcs(lab, serving["cluster"])
+    result = _playbook(serving, _write(serving["tmp"], config, "bad.yml"))
+    assert result.rc != 0, result
+    assert expected in result.stdout, result
+    assert "Validate config.yml" in result.stdout and result.changed == 0
+    assert "gpufleet.platform.kserve" not in result.stdout  # stopped before any role ran
+    assert _isvcs(lab, serving["cluster"]).keys() == before.keys()
