@@ -40,7 +40,7 @@ def render(config):
     loader.set_basedir(ROLE)
     templar = Templar(loader=loader, variables=variables)
     with open(os.path.join(ROLE, "templates", "values.yml.j2")) as fh:
-        return yaml.safe_load(templar.template(fh.read())), plan
+        return yaml.safe_load(templar.template(fh.read()))
 
 
 def paths(tree, prefix=()):
@@ -79,7 +79,7 @@ def upstream():
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_values_keys_exist_upstream(upstream, name):
     tree, text = upstream
-    values, _ = render(CONFIGS[name]())
+    values = render(CONFIGS[name]())
     missing = []
     for path in paths(values):
         dotted = ".".join(path)
@@ -99,7 +99,7 @@ def test_values_keys_exist_upstream(upstream, name):
 
 
 def test_every_branch_is_rendered():
-    values, _ = render(full_config())
+    values = render(full_config())
     assert values["global"]["imageRegistry"] == "registry.example.internal:5000/mirror"
     assert values["prometheus"]["prometheusSpec"]["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"] == {
         "requests": {"storage": "100Gi"}}
@@ -107,14 +107,14 @@ def test_every_branch_is_rendered():
 
 
 def test_selectors_pick_up_every_monitor_and_rule():
-    values, _ = render(CONFIGS["lab"]())
+    values = render(CONFIGS["lab"]())
     spec = values["prometheus"]["prometheusSpec"]
     for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig"):
         assert spec["%sSelectorNilUsesHelmValues" % kind] is False
 
 
 def test_no_secret_in_values():
-    values, _ = render(full_config())
+    values = render(full_config())
     grafana = values["grafana"]
     assert "adminPassword" not in grafana and "adminUser" not in grafana
     assert grafana["admin"] == {"existingSecret": "gpufleet-grafana-admin", "userKey": "admin-user",
@@ -125,7 +125,7 @@ def test_no_secret_in_values():
 def test_retention_from_config():
     config = CONFIGS["example"]()
     config["services"]["monitoring"]["retention"] = "30d"
-    values, _ = render(config)
+    values = render(config)
     assert values["prometheus"]["prometheusSpec"]["retention"] == "30d"
 
 
