@@ -15,6 +15,7 @@ against a 1,000-node lab. Results: printed and written to .build/bench/gpu_layer
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,23 +39,26 @@ def run(cmd):
         raise SystemExit("%s failed:\n%s" % (" ".join(cmd), (res.stdout + res.stderr)[-3000:]))
 
 
+PROFILE = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
+
+
 def converge(config):
     t = time.time()
     res = ansible_playbook("playbooks/gpu.yml", config=config, timeout=1800)
     secs = round(time.time() - t, 1)
     if res.rc != 0:
         raise SystemExit("gpu.yml failed on %s:\n%s" % (config, res))
-    return secs, res.changed
+    return secs, res.changed, [[m.group(1).strip(), float(m.group(2))] for m in PROFILE.finditer(res.stdout)][:8]
 
 
 def measure(gpu_nodes, tmpdir):
     config = os.path.join(tmpdir, "lab-%d.yml" % gpu_nodes)
     run(LAB + ["gen-config", str(gpu_nodes), "--out", config])
     run(LAB + ["up", "--config", config, "--timeout", "900"])
-    first_s, first_changed = converge(config)
-    rerun_s, rerun_changed = converge(config)
+    first_s, first_changed, _ = converge(config)
+    rerun_s, rerun_changed, slowest = converge(config)
     out = {"gpu_nodes": gpu_nodes, "converge_s": first_s, "converge_changed": first_changed,
-           "rerun_s": rerun_s, "rerun_changed": rerun_changed}
+           "rerun_s": rerun_s, "rerun_changed": rerun_changed, "rerun_slowest_tasks": slowest}
     print(json.dumps(out), flush=True)
     return out
 
@@ -64,6 +68,7 @@ def main():
     if missing:
         print("bench_gpu_layer: skipped, lab not built (%s): run `make lab-build`" % ", ".join(missing))
         return 0
+    os.environ["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"  # per-task times of the re-run
     lock = open(settings.RUN.rstrip("/") + ".tests.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # no lab test session meanwhile
     counts = [int(x) for x in os.environ.get("GPU_BENCH_NODES", "10,1000").split(",")]
