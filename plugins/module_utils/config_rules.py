@@ -625,8 +625,8 @@ def _slurm_split_issues(config, ctx, sets):
             yield ConfigIssue(base + ".pool", "pool '%s' is also in team quotas (%s) that Kueue/Volcano schedule: "
                               "the two schedulers would count the same GPUs; give Slurm its own pool, or set "
                               "%s.shared_with_queues: true to split the pool (team quotas must then fit in what "
-                              "Slurm leaves)" % (pool, ", ".join("teams[%d].quotas.%s" % (t, pool)
-                                                                 for t, _ in quota_users[pool]), base), pool, True)
+                              "Slurm leaves)" % (pool, ", ".join("teams[%d].quotas.%s" % (entry[0], pool)
+                                                                 for entry in quota_users[pool]), base), pool, True)
             continue
         offered = ctx.get("pool_resources", {}).get(pool) or {}
         gres = _dict(nodeset.get("gres")) or dict((r.split("mig-", 1)[1] if "mig-" in r else "gpu", n)
@@ -641,9 +641,9 @@ def _slurm_split_issues(config, ctx, sets):
         offered = ctx.get("pool_resources", {}).get(pool) or {}
         for resource, entries in sorted(resources.items()):
             capacity = offered.get(resource, 0) * nodes_of.get(pool, 0)
-            slurm = sum(n for _, n in entries)
+            slurm = sum(entry[1] for entry in entries)
             teams = 0
-            for _, team in quota_users[pool]:
+            for _index, team in quota_users[pool]:
                 quota = _dict(team.get("quotas")).get(pool, {}).get(resource, 0)
                 teams += quota.get("nominal", 0) if isinstance(quota, dict) else quota
             if isinstance(teams, int) and slurm + teams > capacity:
@@ -706,8 +706,7 @@ def rule_services(config, ctx):
                         continue
                 if isinstance(count, int) and count > limit:
                     yield ConfigIssue(path, "a node of pool '%s' has only %d" % (pool, limit), count, True)
-        for issue in _slurm_split_issues(config, ctx, sets):
-            yield issue
+        yield from _slurm_split_issues(config, ctx, sets)
         defaults = 0
         for i, part in enumerate(_list(slurm.get("partitions"))):
             if not isinstance(part, dict):
@@ -772,8 +771,7 @@ def rule_services(config, ctx):
             if str(model.get("storage_uri", "")).startswith("s3://") and "credentials" not in model:
                 yield ConfigIssue(base + ".credentials", "is required for an s3:// storage_uri (reference a vaulted "
                                   "variable: {var: vault_s3_credentials})")
-            for issue in _kserve_model_issues(config, ctx, kserve, model, base, seen_models):
-                yield issue
+            yield from _kserve_model_issues(config, ctx, kserve, model, base, seen_models)
     if _enabled(config, "monitoring"):
         if "grafana_admin_password" not in _dict(config.get("secrets")):
             yield ConfigIssue("secrets.grafana_admin_password", "is required when services.monitoring is enabled: "

@@ -192,7 +192,6 @@ def vllm_args(model, gpu_memory_utilization=0.9, engine_args=()):
     return args
 
 
-
 def plan_models(service):
     """services.kserve with each model completed for the role: defaults, ``scheme``, vLLM ``args`` and the
     memory estimate; ``vllm_image`` is the pinned runtime image (versions.IMAGES)."""
