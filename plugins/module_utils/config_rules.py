@@ -629,8 +629,8 @@ def _slurm_split_issues(config, ctx, sets):
                                                                  for entry in quota_users[pool]), base), pool, True)
             continue
         offered = ctx.get("pool_resources", {}).get(pool) or {}
-        gres = _dict(nodeset.get("gres")) or dict((r.split("mig-", 1)[1] if "mig-" in r else "gpu", n)
-                                                   for r, n in offered.items())
+        gres = _dict(nodeset.get("gres")) or dict(
+            (r.split("mig-", 1)[1] if "mig-" in r else "gpu", n) for r, n in offered.items())
         for key, count in gres.items():
             resource = "nvidia.com/gpu" if key == "gpu" else "nvidia.com/mig-%s" % key
             if isinstance(count, int) and isinstance(replicas, int):
