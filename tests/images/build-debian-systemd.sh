@@ -10,7 +10,6 @@
 # $GPUFLEET_IMAGE_CACHE (default ~/.cache/gpufleet/images) so a rebuild after `docker rmi` is quick.
 set -euo pipefail
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SUITE="${SUITE:-bookworm}"
 HASH="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
 IMAGE="${1:-gpufleet/debian-systemd:${SUITE}}"
