@@ -30,6 +30,10 @@ def test_argument_spec_keys_equal_defaults(role):
     assert set(options) == set(defaults), (
         "roles/%s: only in defaults: %s; only in argument_specs: %s"
         % (role, sorted(set(defaults) - set(options)), sorted(set(options) - set(defaults))))
+    for key, option in options.items():
+        if option.get("required"):
+            continue  # a required option has no default in the spec
+        assert option.get("default") == defaults[key], "roles/%s: %s default differs from defaults/main.yml" % (role, key)
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -5,17 +5,14 @@ Ansible does (Templar, trim_blocks) for the shipped configs and walks every key 
 against the upstream gpu-operator v26.7.0 values.yaml ($GPUFLEET_SHARED/upstream). It is skipped when
 that directory is absent.
 """
-import copy
 import os
 
 import pytest
-import yaml
 
 from ansible_collections.gpufleet.platform.plugins.filter import gpu_layer
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.tests.unit.roles.role_contract import (
+    ROOT, SHARED, load_yaml, render_role_template, value_paths)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
 VALUES = os.path.join(SHARED, "upstream", "gpu-operator", "v26.7.0", "values", "gpu-operator.values.yaml")
 ROLE = os.path.join(ROOT, "roles", "gpu_operator")
 # Keys under which the upstream chart documents a free-form map (none set by the role today).
@@ -23,31 +20,16 @@ FREE_FORM = ()
 
 
 def _load(path):
-    with open(path) as fh:
-        return yaml.safe_load(fh)
+    return load_yaml(path)
 
 
 def render(config):
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    plan = config_rules.validate(copy.deepcopy(config))
-    variables = dict(_load(os.path.join(ROLE, "defaults", "main.yml")))
-    variables.update(_load(os.path.join(ROLE, "vars", "main.yml")))
-    variables["gpufleet_plan"] = plan
-    variables["__gpu_operator_settings"] = gpu_layer.gpu_operator_settings(plan["pools"])
-    templar = Templar(loader=DataLoader(), variables=variables)
-    with open(os.path.join(ROLE, "templates", "values.yml.j2")) as fh:
-        text = templar.template(fh.read())
-    return yaml.safe_load(text)
+    return render_role_template("gpu_operator", "values.yml.j2", config, extra=lambda plan: {
+        "__gpu_operator_settings": gpu_layer.gpu_operator_settings(plan["pools"])})
 
 
-def paths(tree, prefix=()):
-    for key, value in tree.items():
-        path = prefix + (key,)
-        if isinstance(value, dict) and value and ".".join(path) not in FREE_FORM:
-            yield from paths(value, path)
-        else:
-            yield path
+def paths(tree):
+    return value_paths(tree, FREE_FORM)
 
 
 CONFIGS = ["config.example.yml", "inventories/lab/config.yml"]

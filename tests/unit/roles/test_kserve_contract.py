@@ -5,23 +5,19 @@ The role renders roles/kserve/templates/values.yml.j2 from the plan; this test r
 (Templar) for a plain and an air-gapped config and walks every key path of the result against the upstream values
 ($GPUFLEET_SHARED/upstream). Skipped when that directory is absent.
 """
-import copy
 import os
 
 import pytest
-import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.tests.unit.roles.role_contract import (
+    ROOT, SHARED, load_yaml, render_role_template, value_paths)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
 UPSTREAM = os.path.join(SHARED, "upstream", "kserve", "v0.20.0", "values")
 ROLE = os.path.join(ROOT, "roles", "kserve")
 
 
 def _load(path):
-    with open(path) as fh:
-        return yaml.safe_load(fh)
+    return load_yaml(path)
 
 
 def _config(airgap):
@@ -34,29 +30,12 @@ def _config(airgap):
     return config
 
 
-def _variables(plan):
-    variables = dict(_load(os.path.join(ROLE, "defaults", "main.yml")))
-    variables.update(_load(os.path.join(ROLE, "vars", "main.yml")))
-    variables["gpufleet_plan"] = plan
-    return variables
-
-
 def render(template, config):
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    plan = config_rules.validate(copy.deepcopy(config))
-    templar = Templar(loader=DataLoader(), variables=_variables(plan))
-    with open(os.path.join(ROLE, "templates", template)) as fh:
-        return yaml.safe_load(templar.template(fh.read()))
+    return render_role_template("kserve", template, config)
 
 
-def paths(tree, prefix=()):
-    for key, value in tree.items():
-        path = prefix + (key,)
-        if isinstance(value, dict) and value:
-            yield from paths(value, path)
-        else:
-            yield path
+def paths(tree):
+    return value_paths(tree)
 
 
 def _has(tree, path):
@@ -105,12 +84,3 @@ def test_objects_render_from_the_example():
     assert isvc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "default"
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
     assert objects[0]["spec"]["containers"][0]["image"] == "docker.io/vllm/vllm-openai:v0.11.0"
-
-
-@pytest.mark.parametrize("role", ["kserve", "cert_manager"])
-def test_argument_specs_match_defaults(role):
-    defaults = _load(os.path.join(ROOT, "roles", role, "defaults", "main.yml"))
-    spec = _load(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml"))["argument_specs"]["main"]["options"]
-    assert sorted(spec) == sorted(defaults)
-    for key, option in spec.items():
-        assert option["default"] == defaults[key], key

@@ -6,17 +6,15 @@ Ansible does (Templar, trim_blocks) for the shipped configs and a config that tu
 (storage, air-gap image registry, Alertmanager receivers), then walks every key path against the
 upstream values.yaml ($GPUFLEET_SHARED/upstream). Skipped when that directory is absent.
 """
-import copy
 import os
 import re
 
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.tests.unit.roles.role_contract import (
+    ROOT, SHARED, load_yaml, render_role_template, value_paths)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
 VALUES = os.path.join(SHARED, "upstream", "kube-prometheus-stack", "88.5.3", "values",
                       "kube-prometheus-stack.values.yaml")
 ROLE = os.path.join(ROOT, "roles", "monitoring")
@@ -25,31 +23,15 @@ COMMENTED = {"alertmanager.alertmanagerSpec.configSecret": r"\n    # configSecre
 
 
 def _load(path):
-    with open(path) as fh:
-        return yaml.safe_load(fh)
+    return load_yaml(path)
 
 
 def render(config):
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    plan = config_rules.validate(copy.deepcopy(config))
-    variables = dict(_load(os.path.join(ROLE, "defaults", "main.yml")))
-    variables.update(_load(os.path.join(ROLE, "vars", "main.yml")))
-    variables["gpufleet_plan"] = plan
-    loader = DataLoader()
-    loader.set_basedir(ROLE)
-    templar = Templar(loader=loader, variables=variables)
-    with open(os.path.join(ROLE, "templates", "values.yml.j2")) as fh:
-        return yaml.safe_load(templar.template(fh.read()))
+    return render_role_template("monitoring", "values.yml.j2", config)
 
 
-def paths(tree, prefix=()):
-    for key, value in tree.items():
-        path = prefix + (key,)
-        if isinstance(value, dict) and value:
-            yield from paths(value, path)
-        else:
-            yield path
+def paths(tree):
+    return value_paths(tree)
 
 
 def full_config():
@@ -127,11 +109,3 @@ def test_retention_from_config():
     config["services"]["monitoring"]["retention"] = "30d"
     values = render(config)
     assert values["prometheus"]["prometheusSpec"]["retention"] == "30d"
-
-
-def test_argument_spec_keys_equal_defaults():
-    defaults = _load(os.path.join(ROLE, "defaults", "main.yml"))
-    spec = _load(os.path.join(ROLE, "meta", "argument_specs.yml"))["argument_specs"]["main"]["options"]
-    assert set(spec) == set(defaults)
-    for key, option in spec.items():
-        assert option["default"] == defaults[key], key
