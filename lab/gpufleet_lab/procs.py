@@ -16,6 +16,14 @@ class LabError(RuntimeError):
     """A clear, user-facing failure (missing binary, port taken, component not healthy)."""
 
 
+class KilledAtStartup(LabError):
+    """A process died by a signal before writing a single log line (killed from outside, not a crash)."""
+
+
+_CHILDREN = {}  # name -> Popen, for processes this interpreter started (exit status when they die)
+_LOG_START = {}  # name -> size of its log file when it was last started
+
+
 _LOCK_DEPTH = [0, None]
 
 
@@ -136,11 +144,22 @@ def start(name, argv, env=None):
     os.makedirs(settings.PIDS, exist_ok=True)
     os.makedirs(settings.LOGS, exist_ok=True)
     log = open(logfile(name), "ab")
+    _LOG_START[name] = log.seek(0, os.SEEK_END)
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True, env=full_env, cwd=settings.RUN)
     log.close()
+    _CHILDREN[name] = proc
+    # Popen returns once exec has begun, but /proc/<pid>/cmdline is briefly empty until the kernel
+    # has laid out the new program's arguments: a read_pid() in that window would take the process
+    # for dead. Wait (briefly) until its command line is the program's.
+    deadline = time.time() + 5
+    while time.time() < deadline and proc.poll() is None:
+        cmd = _cmdline(proc.pid)
+        if cmd and argv[0].encode() in cmd[:3]:
+            break
+        time.sleep(0.005)
     with open(_pidfile(name), "w") as fh:
         fh.write("%d\n%s" % (proc.pid, argv[0]))
     return proc.pid
@@ -154,7 +173,36 @@ def start_python(name, module, args=()):
 
 
 def alive(name):
+    proc = _CHILDREN.get(name)
+    if proc is not None and read_pid(name) == proc.pid:
+        return True
+    if proc is not None and _pid_in_file(name) == proc.pid:
+        return proc.poll() is None  # our child: its exit status is the truth
     return read_pid(name) is not None
+
+
+def _pid_in_file(name):
+    try:
+        with open(_pidfile(name)) as fh:
+            return int(fh.read().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def exit_status(name):
+    """How a process this interpreter started ended: 'exit status N', 'killed by SIGTERM', or None."""
+    proc = _CHILDREN.get(name)
+    if proc is None:
+        return None
+    code = proc.poll()
+    if code is None:
+        return None
+    if code < 0:
+        try:
+            return "killed by %s" % signal.Signals(-code).name
+        except ValueError:
+            return "killed by signal %d" % -code
+    return "exit status %d" % code
 
 
 def _reap(pid):
@@ -228,6 +276,14 @@ def kill_orphans(timeout=15.0):
                 pass
         _reap(pid)
     return victims
+
+
+def wrote_since_start(name):
+    """Whether the process has written to its log since start() (True when unknown)."""
+    try:
+        return os.path.getsize(logfile(name)) > _LOG_START.get(name, -1)
+    except OSError:
+        return False
 
 
 def tail(name, lines=20):
