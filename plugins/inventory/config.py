@@ -19,6 +19,9 @@ description:
     plus C(gpu_nodes), one C(pool_<name>) group per GPU pool (C(-) becomes C(_)), and C(simulated) for lab nodes.
   - Sets the Kubespray variables derived from C(cluster) on C(k8s_cluster), and C(gpufleet_config_file) on C(all)
     so that C(playbooks/validate.yml) validates the same file.
+  - Sets C(gpufleet_nvidia_runtime) on every node - true only for a node of a GPU pool whose driver is
+    C(preinstalled) (the gpu_node role then writes the containerd NVIDIA runtime drop-in; otherwise the GPU
+    Operator's toolkit configures containerd).
   - The inventory is lenient on purpose - it builds what it can from a config that has errors -
     because C(playbooks/validate.yml), the first play of C(site.yml), reports every problem with its key path
     before any host is contacted.
@@ -120,6 +123,8 @@ class InventoryModule(BaseInventoryPlugin):
         if isinstance(pool, str) and pool in pools:
             self.inventory.add_host(name, group=pool_group(pool))
             self.inventory.set_variable(name, "gpufleet_pool", pool)
+        self.inventory.set_variable(name, "gpufleet_nvidia_runtime",
+                                    isinstance(pool, str) and config_rules.nvidia_runtime(pools.get(pool)))
         if node.get("simulated") is True:
             self.inventory.add_host(name, group="simulated")
         self.inventory.set_variable(name, "gpufleet_node", {

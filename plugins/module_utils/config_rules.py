@@ -894,8 +894,23 @@ def rule_issues(config, secret_values=None, ctx=None):
 # The plan
 # --------------------------------------------------------------------------------------------
 
+# containerd drop-ins: Kubespray's config.toml imports this directory (containerd_extra_args) and the
+# gpu_node role writes the NVIDIA runtime there (gpu_node_containerd_dropin_dir, same default), so the
+# runtime survives a Kubespray re-render of config.toml (kubespray#12277).
+CONTAINERD_DROPIN_DIR = "/etc/containerd/conf.d"
+CONTAINERD_IMPORTS_LINE = 'imports = ["%s/*.toml"]' % CONTAINERD_DROPIN_DIR
+
+
 def kubespray_vars(cluster):
-    """Kubespray v2.31.0 inventory variables derived from ``cluster`` (defaults applied)."""
+    """Kubespray v2.31.0 inventory variables derived from ``cluster`` (defaults applied).
+
+    Names are Kubespray's own (roles/kubespray_defaults/defaults/main/main.yml,
+    roles/container-engine/containerd/defaults/main.yml). ``containerd_extra_args`` is rendered
+    literally at the top level of config.toml, before any table: the place for ``imports``; the
+    line is exactly what the gpu_node role writes, so gpu_node after Kubespray changes nothing.
+    ``kubeconfig_localhost`` stays off: playbooks/cluster.yml fetches admin.conf to
+    ``cluster.kubeconfig`` (mode 0600) instead of Kubespray's artifacts/ next to the inventory.
+    """
     return {
         "kube_version": cluster["kubernetes_version"],
         "container_manager": cluster["container_runtime"],
@@ -905,10 +920,20 @@ def kubespray_vars(cluster):
         "kube_service_addresses": cluster["service_cidr"],
         "cluster_name": cluster["dns_domain"],
         "dns_mode": "coredns",
+        # legacy in-tree device plugin and driver installer; the GPU Operator does both
         "nvidia_accelerator_enabled": False,
-        "kubeconfig_localhost": True,
+        "containerd_extra_args": CONTAINERD_IMPORTS_LINE,
+        "kubeconfig_localhost": False,
         "helm_enabled": False,
     }
+
+
+def nvidia_runtime(pool):
+    """Whether hosts of ``pool`` get the containerd NVIDIA runtime from gpufleet (host variable
+    ``gpufleet_nvidia_runtime``): only with a preinstalled driver; otherwise the GPU Operator's
+    toolkit configures containerd itself."""
+    driver = pool.get("driver") if isinstance(pool, dict) else None
+    return isinstance(driver, dict) and driver.get("mode") == "preinstalled"
 
 
 def build_plan(config, ctx):
