@@ -1,0 +1,14 @@
+# Kubespray: parse the playbooks that import it (cluster, scale, upgrade) against the real collection.
+# Included by the top-level Makefile. See docs/operations/kubespray-check.md.
+#
+#   make kubespray-check                          collection from .build/collections, else git (when reachable), else SKIPPED
+#   make kubespray-check KUBESPRAY_SRC=~/kubespray a local Kubespray checkout (at the pinned tag), installed first
+#
+# Kubespray is not part of `make test`: CI cannot reach GitHub, and there it would only print SKIPPED.
+KUBESPRAY_SRC ?=
+KUBESPRAY_CHECK_CONFIG ?= inventories/example/config.yml
+
+.PHONY: kubespray-check
+kubespray-check: venv ## Install Kubespray (KUBESPRAY_SRC=checkout, or git when reachable), syntax-check + list-tasks cluster/scale/upgrade
+	KUBESPRAY_SRC="$(KUBESPRAY_SRC)" KUBESPRAY_CHECK_CONFIG="$(KUBESPRAY_CHECK_CONFIG)" COLLECTIONS="$(COLLECTIONS)" \
+	  BIN="$(BIN)" bash tools/kubespray_check.sh
