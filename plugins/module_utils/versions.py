@@ -66,6 +66,8 @@ CHARTS = {
 # Images that are not set through a chart default (pinned here too).
 IMAGES = {
     "vllm": "docker.io/vllm/vllm-openai:v0.11.0",
+    # playbooks/verify.yml's GPU smoke Job (runs `nvidia-smi -L`; the driver comes from the node)
+    "gpu_smoke": "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04",
 }
 
 

@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: gpufleet.platform contributors
+# SPDX-License-Identifier: Apache-2.0 OR GPL-3.0-or-later
+# Apache License 2.0 (see LICENSE), or at your option GNU General Public License v3.0+
+# (see https://www.gnu.org/licenses/gpl-3.0.txt), like every module file (see README, Licensing).
+"""Filters of playbooks/verify.yml (role cluster_verify): what to read, the smoke Jobs, and the checks.
+
+The logic is in module_utils/verify.py. Documentation: the <filter name>.yml files next to this one.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError, AnsibleUndefinedVariable
+from jinja2.runtime import Undefined
+
+from ansible_collections.gpufleet.platform.plugins.module_utils import serving, tenancy, verify
+
+
+def _plan(plan):
+    if isinstance(plan, Undefined):
+        raise AnsibleUndefinedVariable("gpufleet_plan is undefined: run playbooks/validate.yml first")
+    if not isinstance(plan, dict) or "pools" not in plan or "services" not in plan:
+        raise AnsibleFilterError("expected the gpufleet_plan fact (run playbooks/validate.yml first), got %r"
+                                 % (type(plan).__name__,))
+    return plan
+
+
+def verify_expected_objects(plan, kserve_runtime_name="gpufleet-vllm"):
+    """Refs (apiVersion, kind, name, namespace) of the objects the collection creates for enabled services."""
+    plan = _plan(plan)
+    services = plan["services"]
+    try:
+        kueue = tenancy.kueue_objects(plan) if services.get("kueue", {}).get("enabled") else None
+        volcano = tenancy.volcano_objects(plan) if services.get("volcano", {}).get("enabled") else None
+    except tenancy.TenancyError as exc:
+        raise AnsibleFilterError(str(exc))
+    kserve = None
+    if services.get("kserve", {}).get("enabled"):
+        kserve = dict(serving.plan_models(services["kserve"]), runtime_name=kserve_runtime_name)
+    return verify.expected_objects(plan, kueue, volcano, kserve)
+
+
+def verify_smoke_jobs(plan, image=None, command=None, timeout_seconds=300, namespace=verify.SMOKE_NAMESPACE):
+    """One GPU smoke Job definition per pool with nodes."""
+    return verify.smoke_jobs(_plan(plan), image or None, command or ("nvidia-smi", "-L"), int(timeout_seconds),
+                             namespace or verify.SMOKE_NAMESPACE)
+
+
+def verify_checks(observed, plan):
+    """Report checks for what the cluster holds (observed) against the plan."""
+    try:
+        return verify.checks(_plan(plan), observed)
+    except verify.VerifyError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def verify_charts(plan):
+    """The charts (name, namespace, ...) of the services the collection installs: their releases and Deployments."""
+    plan = _plan(plan)
+    return [chart for svc in verify.deployed_services(plan) for chart in plan["services"][svc].get("charts") or []]
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "verify_expected_objects": verify_expected_objects,
+            "verify_smoke_jobs": verify_smoke_jobs,
+            "verify_checks": verify_checks,
+            "verify_charts": verify_charts,
+        }

@@ -1,0 +1,105 @@
+"""playbooks/verify.yml (role cluster_verify) against the lab.
+
+The lab is converged with playbooks/site.yml from inventories/lab/config.yml first (other test modules leave
+their own configs behind). What the lab shows: real node objects with simulated GPU capacity and MIG state, the
+stand-in charts' releases and controller Deployments, the collection's Kueue objects, and smoke Jobs scheduled by
+the real scheduler on the pools' simulated nodes (KWOK completes Job pods). What it cannot show: a real
+`nvidia-smi` inside the smoke pod, and controller-reported readiness of Kueue queues (the stand-in Kueue controller
+is inert, so those checks are warnings here).
+"""
+import json
+import time
+
+import pytest
+import yaml
+
+from playbook import LAB_CONFIG, ansible_playbook
+
+PLAYBOOK = "playbooks/verify.yml"
+FORCE = "lab.gpufleet.io/force-mig-state"
+MIG_STATE = "nvidia.com/mig.config.state"
+
+
+def _wait(predicate, timeout=60, what="condition"):
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError("timed out after %ds waiting for %s" % (timeout, what))
+        time.sleep(0.5)
+
+
+def _mig_state(lab, node):
+    return (lab.core.read_node(node).metadata.labels or {}).get(MIG_STATE)
+
+
+def _verify(tmp_path, *args, name="report.json", **kwargs):
+    path = tmp_path / name
+    result = ansible_playbook(PLAYBOOK, *args, extra_vars={"cluster_verify_report_path": str(path)}, **kwargs)
+    report = json.loads(path.read_text()) if path.exists() else None
+    return result, report
+
+
+def _by(report, check):
+    return {c["host"]: c for c in report["checks"] if c["check"] == check}
+
+
+@pytest.fixture(scope="module")
+def converged(lab):
+    site = ansible_playbook("playbooks/site.yml")
+    assert site.rc == 0, str(site)
+    with open(LAB_CONFIG) as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.fixture(scope="module")
+def mig_node(converged):
+    pools = [name for name, pool in converged["gpu_pools"].items()
+             if pool.get("mig", {}).get("layout") not in (None, "all-disabled")]
+    assert pools, "the lab config has a MIG pool"
+    return next(n["name"] for n in converged["nodes"] if n.get("pool") == pools[0])
+
+
+def test_verify_passes_on_a_converged_lab(lab, converged, tmp_path):
+    result, report = _verify(tmp_path)
+    assert result.rc == 0, str(result)
+    assert result.changed == 0, result.changed_tasks()
+    assert report["schema"] == "gpufleet.platform/report/v1" and report["kind"] == "verify"
+    assert report["ok"] and report["failures"] == []
+    ready = _by(report, "node-ready")
+    assert set(ready) == {n["name"] for n in converged["nodes"]}
+    assert all(c["status"] == "ok" for c in ready.values())
+    capacity = _by(report, "gpu-capacity")
+    assert set(capacity) == {n["name"] for n in converged["nodes"] if n.get("pool")}
+    assert all(c["status"] == "ok" for c in capacity.values())
+    smoke = _by(report, "gpu-smoke-job")
+    assert set(smoke) == {"pool/" + p for p in converged["gpu_pools"]}
+    assert all(c["status"] == "ok" and "completed on lab-" in c["message"] for c in smoke.values()), smoke
+    assert any(c["check"] == "cluster-policy" and c["status"] == "ok" for c in report["checks"])
+    assert "VERIFY OK" in result.stdout.upper()
+    # the smoke Jobs' namespace is gone again: a run leaves nothing behind
+    names = [ns.metadata.name for ns in lab.core.list_namespace().items]
+    assert "gpufleet-verify" not in names
+
+
+def test_verify_check_mode_creates_nothing(lab, converged, tmp_path):
+    result, report = _verify(tmp_path, check=True, diff=True)
+    assert result.rc == 0, str(result)
+    assert result.changed == 0, result.changed_tasks()
+    smoke = _by(report, "gpu-smoke-job")
+    assert smoke and all(c["status"] == "skip" for c in smoke.values())
+
+
+def test_verify_fails_naming_the_node_whose_mig_state_failed(lab, converged, mig_node, tmp_path):
+    lab.core.patch_node(mig_node, {"metadata": {"annotations": {FORCE: "failed"}}})
+    try:
+        _wait(lambda: _mig_state(lab, mig_node) == "failed", what="%s MIG state failed" % mig_node)
+        result, report = _verify(tmp_path)
+        assert result.rc != 0, str(result)
+        assert "%s: mig-state: MIG state 'failed'" % mig_node in result.stdout, result.stdout[-3000:]
+        assert not report["ok"]
+        failed = {(c["host"], c["check"]) for c in report["failures"]}
+        assert (mig_node, "mig-state") in failed
+        assert {host for host, _ in failed} == {mig_node}, report["failures"]
+    finally:
+        lab.core.patch_node(mig_node, {"metadata": {"annotations": {FORCE: None}}})
+        _wait(lambda: _mig_state(lab, mig_node) == "success", what="%s MIG state success again" % mig_node)

@@ -1,0 +1,197 @@
+"""Post-deploy verification logic (module_utils/verify.py): observed cluster state against the plan.
+
+The observed dicts are shaped like kubernetes.core.k8s_info resources; the role that gathers them runs against the
+lab in tests/integration/lab/test_verify.py.
+"""
+import copy
+
+import pytest
+
+from ansible_collections.gpufleet.platform.plugins.module_utils import verify as v
+
+PLAN = {
+    "cluster": {"name": "c1"},
+    "nodes": [
+        {"name": "cp-1", "roles": ["control-plane"]},
+        {"name": "a-1", "pool": "a100"},
+        {"name": "h-1", "pool": "h100"},
+    ],
+    "pools": {
+        "a100": {"nodes": ["a-1"], "resources_per_node": {"nvidia.com/gpu": 8}, "mig": {"enabled": False}, "taints": []},
+        "h100": {"nodes": ["h-1"], "resources_per_node": {"nvidia.com/mig-1g.10gb": 56},
+                 "mig": {"enabled": True, "config_name": "gpufleet-h100"},
+                 "taints": [{"key": "gpu", "value": "h100", "effect": "NoSchedule"}]},
+        "empty": {"nodes": [], "resources_per_node": {"nvidia.com/gpu": 4}, "mig": {"enabled": False}},
+    },
+    "services": {
+        "gpu_operator": {"enabled": True, "charts": [{"name": "gpu-operator", "namespace": "gpu-operator"}]},
+        "kueue": {"enabled": False, "charts": [{"name": "kueue", "namespace": "kueue-system"}]},
+        "cert_manager": {"enabled": True, "install": True, "charts": [{"name": "cert-manager", "namespace": "cert-manager"}]},
+        "kserve": {"enabled": False},
+        "slurm": {"enabled": False},
+    },
+    "airgap": {"enabled": False},
+}
+
+
+def node(name, ready="True", labels=None, allocatable=None, unschedulable=False):
+    return {"metadata": {"name": name, "labels": labels or {}},
+            "spec": {"unschedulable": True} if unschedulable else {},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "reason": "KubeletNotReady" if ready != "True" else "",
+                                       "message": ""}],
+                       "allocatable": allocatable or {}}}
+
+
+def healthy():
+    return {
+        "nodes": [
+            node("cp-1"),
+            node("a-1", allocatable={"nvidia.com/gpu": "8", "cpu": "64"}),
+            node("h-1", labels={"nvidia.com/mig.config": "gpufleet-h100", "nvidia.com/mig.config.state": "success"},
+                 allocatable={"nvidia.com/mig-1g.10gb": "56"}),
+        ],
+        "cluster_policies": [{"metadata": {"name": "cluster-policy"}, "status": {"state": "ready"}}],
+        "releases": {"gpu-operator/gpu-operator": {"status": "deployed", "chart": "gpu-operator-v26.7.0"}},
+        "deployments": [{"metadata": {"name": "gpu-operator", "namespace": "gpu-operator"}, "spec": {"replicas": 1},
+                         "status": {"readyReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}}],
+        "smoke_jobs": [
+            {"metadata": {"labels": {v.SMOKE_LABEL: p}}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+            for p in ("a100", "h100")],
+        "smoke_pods": [{"metadata": {"name": "p-a", "labels": {v.SMOKE_LABEL: "a100"}}, "spec": {"nodeName": "a-1"},
+                        "status": {"phase": "Succeeded"}}],
+    }
+
+
+def failures(checks):
+    return sorted((c["host"], c["check"]) for c in checks if c["status"] == "fail")
+
+
+def test_healthy_cluster_passes():
+    checks = v.checks(PLAN, healthy())
+    assert failures(checks) == []
+    got = {(c["host"], c["check"]) for c in checks}
+    assert {("cp-1", "node-ready"), ("a-1", "gpu-capacity"), ("h-1", "mig-state"), ("gpu_operator", "cluster-policy"),
+            ("gpu_operator", "helm-release"), ("gpu_operator", "deployment"), ("pool/a100", "gpu-smoke-job"),
+            ("pool/h100", "gpu-smoke-job")} <= got
+    # a pool without nodes gets no smoke Job; cert-manager is not ours to check without KServe/Slurm
+    assert ("pool/empty", "gpu-smoke-job") not in got
+    assert not any(c["host"] == "cert_manager" for c in checks)
+
+
+def test_failed_mig_state_names_the_node():
+    observed = healthy()
+    observed["nodes"][2]["metadata"]["labels"]["nvidia.com/mig.config.state"] = "failed"
+    checks = v.checks(PLAN, observed)
+    assert failures(checks) == [("h-1", "mig-state")]
+    msg = next(c["message"] for c in checks if c["status"] == "fail")
+    assert "'failed'" in msg and "gpufleet-h100" in msg
+
+
+def test_other_mig_config_applied_fails():
+    observed = healthy()
+    observed["nodes"][2]["metadata"]["labels"]["nvidia.com/mig.config"] = "all-disabled"
+    assert failures(v.checks(PLAN, observed)) == [("h-1", "mig-state")]
+
+
+@pytest.mark.parametrize("allocatable, expected", [
+    ({"nvidia.com/gpu": "7"}, "nvidia.com/gpu 7 (plan: 8)"),
+    ({}, "nvidia.com/gpu absent (plan: 8)"),
+])
+def test_capacity_mismatch_names_node_resource_and_counts(allocatable, expected):
+    observed = healthy()
+    observed["nodes"][1]["status"]["allocatable"] = allocatable
+    checks = v.checks(PLAN, observed)
+    assert failures(checks) == [("a-1", "gpu-capacity")]
+    assert expected in next(c["message"] for c in checks if c["status"] == "fail")
+
+
+def test_node_missing_or_not_ready():
+    observed = healthy()
+    observed["nodes"] = [observed["nodes"][0], node("a-1", ready="False", allocatable={"nvidia.com/gpu": "8"})]
+    assert failures(v.checks(PLAN, observed)) == [("a-1", "node-ready"), ("h-1", "node-ready")]
+
+
+def test_cordoned_node_warns():
+    observed = healthy()
+    observed["nodes"][1]["spec"]["unschedulable"] = True
+    checks = v.checks(PLAN, observed)
+    assert ("a-1", "node-schedulable", "warn") in {(c["host"], c["check"], c["status"]) for c in checks}
+
+
+def test_operator_release_and_deployment_failures():
+    observed = healthy()
+    observed["cluster_policies"][0]["status"]["state"] = "notReady"
+    observed["releases"] = {}
+    observed["deployments"][0]["status"] = {"readyReplicas": 0, "conditions": [{"type": "Available", "status": "False"}]}
+    assert failures(v.checks(PLAN, observed)) == [("gpu_operator", "cluster-policy"), ("gpu_operator", "deployment"),
+                                                  ("gpu_operator", "helm-release")]
+    observed["cluster_policies"] = []
+    assert ("gpu_operator", "cluster-policy") in failures(v.checks(PLAN, observed))
+
+
+def test_cert_manager_checked_when_serving_needs_it():
+    plan = copy.deepcopy(PLAN)
+    plan["services"]["kserve"]["enabled"] = True
+    assert "cert_manager" in v.deployed_services(plan)
+    plan["services"]["cert_manager"]["install"] = False
+    assert "cert_manager" not in v.deployed_services(plan)
+
+
+def test_objects_missing_not_ready_and_without_status():
+    expected = [
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "name": "research", "namespace": None},
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "name": "inference", "namespace": None},
+        {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "name": "a100", "namespace": None},
+        {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "name": "llama", "namespace": "team-a"},
+        {"apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "Queue", "name": "q", "namespace": None},
+    ]
+    objects = [
+        {"kind": "ClusterQueue", "metadata": {"name": "research"},
+         "status": {"conditions": [{"type": "Active", "status": "False", "reason": "FlavorNotFound"}]}},
+        {"kind": "ClusterQueue", "metadata": {"name": "inference"}},
+        {"kind": "InferenceService", "metadata": {"name": "llama", "namespace": "team-a"},
+         "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        {"kind": "Queue", "metadata": {"name": "q"}, "status": {"state": "Open"}},
+    ]
+    observed = dict(healthy(), expected_objects=expected, objects=objects)
+    checks = [c for c in v.checks(PLAN, observed) if c["check"] == "object"]
+    status = {c["message"].split(" ")[1]: c["status"] for c in checks}
+    assert status == {"research": "fail", "inference": "warn", "a100": "fail", "team-a/llama": "ok", "q": "ok"}
+    assert "FlavorNotFound" in next(c["message"] for c in checks if "research" in c["message"])
+
+
+def test_smoke_job_failure_and_skip():
+    observed = healthy()
+    observed["smoke_jobs"][1]["status"] = {"conditions": [{"type": "Failed", "status": "True", "message": "deadline exceeded"}]}
+    observed["smoke_pods"].append({"metadata": {"name": "p-h", "labels": {v.SMOKE_LABEL: "h100"}}, "spec": {},
+                                   "status": {"phase": "Pending"}})
+    checks = v.checks(PLAN, observed)
+    assert failures(checks) == [("pool/h100", "gpu-smoke-job")]
+    msg = next(c["message"] for c in checks if c["status"] == "fail")
+    assert "deadline exceeded" in msg and "p-h Pending on no node" in msg
+    observed["smoke_skipped"] = "check mode: no Job is created"
+    assert {c["status"] for c in v.checks(PLAN, observed) if c["check"] == "gpu-smoke-job"} == {"skip"}
+
+
+def test_smoke_jobs_one_per_pool_pinned_and_tolerating():
+    jobs = {j["metadata"]["name"]: j for j in v.smoke_jobs(PLAN, timeout_seconds=120, namespace="ns")}
+    assert sorted(jobs) == ["gpu-smoke-a100", "gpu-smoke-h100"]
+    h = jobs["gpu-smoke-h100"]
+    spec = h["spec"]["template"]["spec"]
+    assert h["metadata"]["namespace"] == "ns" and h["spec"]["activeDeadlineSeconds"] == 120
+    assert spec["nodeSelector"] == {"gpufleet.io/pool": "h100"}
+    assert spec["tolerations"] == [{"key": "gpu", "effect": "NoSchedule", "operator": "Equal", "value": "h100"}]
+    assert spec["containers"][0]["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": 1}
+    assert jobs["gpu-smoke-a100"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+
+
+def test_smoke_image_pinned_and_mirrored():
+    assert v.smoke_image(PLAN) == v.versions.IMAGES["gpu_smoke"]
+    plan = dict(PLAN, airgap={"enabled": True, "image_registry": "mirror.local:5000/ml/"})
+    assert v.smoke_image(plan).startswith("mirror.local:5000/ml/nvidia/cuda:")
+    assert v.smoke_image(plan, "example.com/x/y:1") == "mirror.local:5000/ml/x/y:1"
+
+
+def test_observed_must_be_a_dict():
+    with pytest.raises(v.VerifyError, match="observed must be a dict"):
+        v.checks(PLAN, [])
