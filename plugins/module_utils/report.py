@@ -43,13 +43,18 @@ def _text(value, what, allow_empty=False):
     return value
 
 
+def _one_line(text):
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
 def check(host, name, status, message, details=None):
-    """One check result, validated: ``{"host", "check", "status", "message", "details"}``."""
+    """One check result, validated: ``{"host", "check", "status", "message", "details"}``; the message on one line."""
     host = _text(host, "check host")
     name = _text(name, "check name (host %s)" % host)
     if status not in STATUSES:
         raise ReportError("check %s on %s: unknown status %r; allowed: %s." % (name, host, status, ", ".join(STATUSES)))
-    message = _text(message, "message of check %s on %s" % (name, host), allow_empty=True)
+    # one line: messages written as folded YAML keep the line breaks of their Jinja expressions
+    message = _one_line(_text(message, "message of check %s on %s" % (name, host), allow_empty=True))
     if details is None:
         details = {}
     if not isinstance(details, dict):
@@ -94,10 +99,6 @@ def build(kind, checks, meta=None):
         "failures": failures,
         "meta": dict(meta),
     }
-
-
-def _one_line(text):
-    return re.sub(r"\s+", " ", str(text)).strip()
 
 
 def summary_line(report):

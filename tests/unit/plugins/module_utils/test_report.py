@@ -99,6 +99,11 @@ def test_table_is_fixed_width_with_a_summary():
     assert lines[-1] == "preflight FAILED: 4 hosts, 5 checks: 2 ok, 1 warn, 1 fail, 1 skip"
 
 
+def test_check_puts_the_message_on_one_line():
+    assert r.check("h", "c", "ok", "driver 595.91.07 is\n         installed ")["message"] == "driver 595.91.07 is installed"
+    assert r.build("verify", [{"host": "h", "check": "c", "status": "ok", "message": "a\nb"}])["checks"][0]["message"] == "a b"
+
+
 def test_table_puts_messages_on_one_line():
     report = r.build("verify", [r.check("n", "c", "ok", "two\n  lines ")])
     assert r.table(report).splitlines()[2] == "n    | c     | OK     | two lines"
