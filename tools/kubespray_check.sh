@@ -21,15 +21,22 @@ skip() { say "SKIPPED: $*"; exit 0; }
 
 mkdir -p "$LOG"
 VERSION=$("$BIN/python" -c 'import sys; sys.path.insert(0, "plugins/module_utils"); import versions; print(versions.KUBESPRAY_VERSION)')
+# The collection's tree as `ansible-galaxy collection install` lays it out (ansible_collections/<ns>/<name>).
+# A plain copy: ansible-galaxy needs the python distlib library for the `manifest` key of Kubespray's
+# galaxy.yml, and would try Galaxy for the dependencies (the pinned `ansible` package already has them).
+copy_tree() {
+  rm -rf "$TARGET"
+  mkdir -p "$TARGET"
+  tar -C "$1" --exclude=.git -cf - . | tar -C "$TARGET" -xf -
+}
 installed_version() { sed -n 's/^version: *//p' "$TARGET/galaxy.yml" 2>/dev/null | tr -d "\"' " || true; }
 
 if [[ -n "$SRC" ]]; then
   [[ -f "$SRC/galaxy.yml" && -d "$SRC/playbooks" ]] || { say "ERROR: KUBESPRAY_SRC=$SRC is not a Kubespray checkout (no galaxy.yml, playbooks/)"; exit 2; }
   src_version=$(sed -n 's/^version: *//p' "$SRC/galaxy.yml" | tr -d "\"' ")
   [[ "v$src_version" == "$VERSION" ]] || say "WARNING: KUBESPRAY_SRC is Kubespray $src_version, the pinned version is $VERSION (git -C $SRC checkout $VERSION)"
-  say "installing Kubespray $src_version from $SRC into $COLLECTIONS"
-  "$BIN/ansible-galaxy" collection install "$SRC" -p "$COLLECTIONS" --no-deps --force >"$LOG/install.txt" 2>&1 \
-    || { cat "$LOG/install.txt"; say "ERROR: ansible-galaxy could not install $SRC"; exit 2; }
+  say "installing Kubespray $src_version from $SRC into $TARGET"
+  copy_tree "$SRC"
 elif [[ "v$(installed_version)" == "$VERSION" ]]; then
   say "using Kubespray $(installed_version) already installed in $TARGET"
 else
@@ -37,8 +44,11 @@ else
   if ! timeout 15 git ls-remote --exit-code --tags "$URL" "refs/tags/$VERSION" >/dev/null 2>&1; then
     skip "no KUBESPRAY_SRC, Kubespray $VERSION not in $COLLECTIONS, and $URL is not reachable (15 s); run with KUBESPRAY_SRC=<checkout of $VERSION>"
   fi
-  say "installing Kubespray $VERSION from $URL into $COLLECTIONS"
-  "$BIN/ansible-galaxy" collection install "git+$URL.git,$VERSION" -p "$COLLECTIONS" --no-deps --force
+  say "installing Kubespray $VERSION from $URL into $TARGET"
+  clone=$(mktemp -d)
+  trap 'rm -rf "$clone"' EXIT
+  git clone -q --depth 1 --branch "$VERSION" "$URL.git" "$clone/kubespray"
+  copy_tree "$clone/kubespray"
 fi
 
 missing=()
