@@ -117,6 +117,16 @@ def test_containerd_imports_line_is_gpu_nodes_line():
     assert re.match(r"^imports\s*=", extra)
 
 
+def test_drop_in_directory_is_the_same_everywhere():
+    # Kubespray's imports glob, the directory host_prep creates, the directory gpu_node writes to
+    defaults = {}
+    for role in ("host_prep", "gpu_node"):
+        with open(os.path.join(ROOT, "roles", role, "defaults", "main.yml")) as handle:
+            defaults[role] = yaml.safe_load(handle)
+    assert defaults["host_prep"]["host_prep_containerd_dropin_dir"] == config_rules.CONTAINERD_DROPIN_DIR
+    assert defaults["gpu_node"]["gpu_node_containerd_dropin_dir"] == config_rules.CONTAINERD_DROPIN_DIR
+
+
 def test_containerd_imports_line_is_a_top_level_toml_key():
     # Kubespray v2.31.0's config.toml.j2 renders containerd_extra_args after oom_score, before [grpc]
     extra = plan_vars(minimal())["containerd_extra_args"]
