@@ -320,8 +320,8 @@ def _object_checks(expected, existing):
         elif cond.get("status") == "True":
             out.append(check(svc, "object", "ok", "%s %s" % (label, cond_type)))
         else:
-            out.append(check(svc, "object", "fail", "%s not %s: %s %s" % (label, cond_type, cond.get("reason", ""),
-                                                                         cond.get("message", ""))))
+            detail = "%s %s" % (cond.get("reason", ""), cond.get("message", ""))
+            out.append(check(svc, "object", "fail", "%s not %s: %s" % (label, cond_type, detail.strip())))
     return out
 
 
