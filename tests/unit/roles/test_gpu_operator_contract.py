@@ -17,6 +17,10 @@ VALUES = os.path.join(SHARED, "upstream", "gpu-operator", "v26.7.0", "values", "
 ROLE = os.path.join(ROOT, "roles", "gpu_operator")
 # Keys under which the upstream chart documents a free-form map (none set by the role today).
 FREE_FORM = ()
+# Values the upstream values file documents only as a commented-out example; each must appear there commented and
+# in the ClusterPolicy CRD (the chart's clusterpolicy.yaml template passes it through).
+COMMENTED_UPSTREAM = {("dcgmExporter", "hpcJobMapping"): ("# hpcJobMapping:", "hpcJobMapping:")}
+CRD = os.path.join(SHARED, "upstream", "gpu-operator", "v26.7.0", "crds", "nvidia.com_clusterpolicies.yaml")
 
 
 def _load(path):
@@ -47,6 +51,8 @@ def test_every_value_key_exists_upstream(upstream, path):
     values = render(_load(os.path.join(ROOT, path)))
     missing = []
     for key_path in paths(values):
+        if key_path[:2] in COMMENTED_UPSTREAM:
+            continue  # checked by test_commented_upstream_values_are_documented
         node = upstream
         for part in key_path:
             if not isinstance(node, dict) or part not in node:
@@ -54,6 +60,30 @@ def test_every_value_key_exists_upstream(upstream, path):
                 break
             node = node[part]
     assert not missing, "values the role sets that upstream v26.7.0 does not have: %s" % missing
+
+
+def test_commented_upstream_values_are_documented(upstream):
+    with open(VALUES) as fh:
+        values_text = fh.read()
+    with open(CRD) as fh:
+        crd_text = fh.read()
+    for (parent, key), (commented, crd_key) in COMMENTED_UPSTREAM.items():
+        assert commented in values_text and crd_key in crd_text, (parent, key)
+
+
+def test_dcgm_job_mapping_only_with_slurm_and_monitoring():
+    config = _load(os.path.join(ROOT, "config.example.yml"))
+    config["services"]["monitoring"]["enabled"] = True
+    config["services"]["slurm"]["enabled"] = True
+    for team in config.get("teams", []):  # Slurm's node sets use pools the teams' quotas also count
+        team["quotas"] = {}
+    values = render(config)
+    assert values["dcgmExporter"]["hpcJobMapping"] == {"enabled": True, "directory": "/var/lib/dcgm-exporter/job-mapping"}
+    config["services"]["slurm"]["enabled"] = False
+    assert "hpcJobMapping" not in render(config)["dcgmExporter"]
+    config["services"]["slurm"]["enabled"] = True
+    config["services"]["monitoring"]["enabled"] = False
+    assert "hpcJobMapping" not in render(config)["dcgmExporter"]
 
 
 def test_values_follow_the_config():
