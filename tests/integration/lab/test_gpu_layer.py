@@ -206,3 +206,50 @@ def test_layout_change_under_gpu_pod_is_refused(lab, converged, namespace, tmp_p
     assert "would disrupt running GPU pods" in out and node in out, str(result)
     assert "%s/mig-user" % namespace in out and "gpu_pools.h100.mig.allow_disruption" in out, str(result)
     assert _snapshot(lab) == before
+
+
+def test_layout_change_with_allow_disruption_drains_applies_and_uncordons(lab, converged, namespace, tmp_path):
+    """mig.allow_disruption: the node running a GPU pod is cordoned and drained (the pod evicted), the new layout
+    applied, and the node uncordoned once the MIG state is success."""
+    node = _node_names(lab, "h100")[0]
+    lab.apps.create_namespaced_deployment(namespace, {
+        "metadata": {"name": "mig-user"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "mig-user"}},
+                 "template": {"metadata": {"labels": {"app": "mig-user"}},
+                              "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                                       "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+                                       "containers": [{"name": "c", "image": "registry.invalid/cuda:0",
+                                                       "resources": {"limits": {"nvidia.com/mig-1g.10gb": "1"}}}]}}}})
+
+    def running_pods():
+        return [p.metadata.name for p in lab.core.list_namespaced_pod(namespace).items
+                if p.spec.node_name == node and p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+    deadline = time.time() + 60
+    while not running_pods():
+        assert time.time() < deadline, "the Deployment's pod did not become Running on %s" % node
+        time.sleep(1)
+    evicted = running_pods()
+
+    def mutate(config):
+        config["gpu_pools"]["h100"]["mig"]["layout"] = {"2g.20gb": 3}
+        config["gpu_pools"]["h100"]["mig"]["allow_disruption"] = True
+        for team in config["teams"]:
+            quotas = team.get("quotas", {})
+            if "h100" in quotas:
+                quotas["h100"] = {"nvidia.com/mig-2g.20gb": 48}
+    try:
+        result = ansible_playbook(PLAYBOOK, config=_write_config(tmp_path, mutate))
+        assert result.rc == 0, str(result)
+        assert any("Cordon and drain" in t for t in result.changed_tasks()), result.changed_tasks()
+        assert any("Uncordon" in t for t in result.changed_tasks()), result.changed_tasks()
+        names = [p.metadata.name for p in lab.core.list_namespaced_pod(namespace).items]
+        assert not set(evicted) & set(names), "the GPU pod was not evicted: %s" % names
+        after = lab.core.read_node(node)
+        assert not after.spec.unschedulable, "the node was left cordoned"
+        assert after.metadata.labels.get("nvidia.com/mig.config.state") == "success"
+        assert after.status.capacity.get("nvidia.com/mig-2g.20gb") == "24"  # 8 GPUs x 3
+    finally:
+        lab.apps.delete_namespaced_deployment("mig-user", namespace)
+        lab.core.patch_node(node, {"spec": {"unschedulable": None}})
+        restore = ansible_playbook(PLAYBOOK)
+        assert restore.rc == 0, str(restore)
