@@ -771,6 +771,7 @@ def rule_services(config, ctx):
             if str(model.get("storage_uri", "")).startswith("s3://") and "credentials" not in model:
                 yield ConfigIssue(base + ".credentials", "is required for an s3:// storage_uri (reference a vaulted "
                                   "variable: {var: vault_s3_credentials})")
+            yield from _kserve_kind_issues(kserve, model, base)
             yield from _kserve_model_issues(config, ctx, kserve, model, base, seen_models)
     if _enabled(config, "monitoring"):
         if "grafana_admin_password" not in _dict(config.get("secrets")):
@@ -782,6 +783,24 @@ def rule_services(config, ctx):
             if seconds < 5:
                 yield ConfigIssue("services.monitoring.gpu_scrape_interval", "must be at least 5s (DCGM exporter "
                                   "scraping every second loads the GPUs and Prometheus)", interval, True)
+
+
+def _kserve_kind_issues(kserve, model, base):
+    """An LLMInferenceService needs the llmisvc stack and has a fixed replica count; replicas is its key only."""
+    kind = model.get("kind", serving.ISVC)
+    if kind == serving.LLMISVC:
+        if kserve.get("llmisvc") is not True:
+            yield ConfigIssue(base + ".kind", "an LLMInferenceService needs services.kserve.llmisvc: true (it installs "
+                              "the kserve-llmisvc-crd and kserve-llmisvc-resources charts); or use kind: "
+                              "InferenceService", kind, True)
+        for key in ("min_replicas", "max_replicas"):
+            if key in model:
+                yield ConfigIssue(base + "." + key, "an LLMInferenceService runs a fixed number of replicas: set "
+                                  "replicas instead (min_replicas/max_replicas are for kind: InferenceService)",
+                                  model[key], True)
+    elif "replicas" in model:
+        yield ConfigIssue(base + ".replicas", "is for kind: LLMInferenceService only; an InferenceService scales "
+                          "between min_replicas and max_replicas", model["replicas"], True)
 
 
 def _kserve_model_issues(config, ctx, kserve, model, base, seen):
@@ -992,6 +1011,9 @@ def build_plan(config, ctx):
             services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
             services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
     services["kserve"] = serving.plan_models(services["kserve"])
+    if not services["kserve"].get("llmisvc"):
+        services["kserve"]["charts"] = [c for c in services["kserve"]["charts"]
+                                        if c["name"] not in versions.LLMISVC_CHARTS]
     return {
         "cluster": cluster,
         "nodes": nodes,

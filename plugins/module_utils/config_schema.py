@@ -446,12 +446,20 @@ SCHEMA = {
                                         "description": "vLLM engine flags every model gets (the runtime's args)."},
                         "wait_for_ready": _bool("Wait for every InferenceService's Ready condition and report its "
                                                 "URL (needs a running KServe controller).", False),
+                        "llmisvc": _bool("Install the LLMInferenceService stack (charts kserve-llmisvc-crd and "
+                                         "kserve-llmisvc-resources, and KServe's LLMInferenceServiceConfig presets "
+                                         "from kserve-runtime-configs), so models may set kind: "
+                                         "LLMInferenceService. Turning it off later uninstalls nothing.", False),
                         "models": {
                             "type": "array",
                             "description": "InferenceServices.",
                             "items": _obj(
                                 {
                                     "name": _str("Model name.", pattern=DNS_LABEL),
+                                    "kind": _enum("What serves the model: an InferenceService (vLLM runtime, "
+                                                  "min/max replicas), or an LLMInferenceService (KServe's llm-d "
+                                                  "based stack, fixed replicas; needs services.kserve.llmisvc).",
+                                                  ("InferenceService", "LLMInferenceService"), "InferenceService"),
                                     "namespace": _str("Namespace (a team's namespace when Kueue is on).",
                                                       pattern=DNS_LABEL),
                                     "storage_uri": _str("hf://, pvc:// or s3:// URI.", pattern=STORAGE_URI),
@@ -467,6 +475,8 @@ SCHEMA = {
                                     "max_model_len": _int("vLLM max model length.", 1),
                                     "min_replicas": _int("Minimum replicas.", 0, 1000),
                                     "max_replicas": _int("Maximum replicas.", 1, 1000),
+                                    "replicas": _int("Replicas of an LLMInferenceService (kind: LLMInferenceService "
+                                                     "only; default 1).", 1, 1000),
                                     "credentials": SECRET_REF,
                                     "engine_args": {"type": "array", "items": VLLM_FLAG,
                                                     "description": "Extra vLLM engine flags for this model."},

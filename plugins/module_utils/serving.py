@@ -38,6 +38,8 @@ DTYPE_BYTES = {
 # What vLLM's --dtype takes; quantized checkpoints (fp8, int8, int4) carry their own format.
 VLLM_DTYPES = ("float16", "bfloat16", "float32")
 STORAGE_SCHEMES = ("hf", "pvc", "s3")
+ISVC = "InferenceService"
+LLMISVC = "LLMInferenceService"
 MIB = 1024 * 1024
 MIG_PREFIX = "nvidia.com/mig-"
 # tensor parallel sizes vLLM shards attention heads over in practice (heads divide evenly).
@@ -192,6 +194,15 @@ def vllm_args(model, gpu_memory_utilization=0.9, engine_args=()):
     return args
 
 
+def llm_args(args, service_engine_args=()):
+    """vLLM flags for an LLMInferenceService's ``main`` container (appended to ``vllm serve`` by KServe's
+    LLMInferenceServiceConfig template): the model's flags without ``--tensor-parallel-size``, which KServe
+    derives from ``spec.parallelism.tensor``, with the service-wide ``engine_args`` first (an InferenceService
+    gets those from the vLLM runtime)."""
+    own = [a for a in args if not str(a).startswith("--tensor-parallel-size")]
+    return [str(a) for a in service_engine_args or ()] + own
+
+
 def plan_models(service):
     """services.kserve with each model completed for the role: defaults, ``scheme``, vLLM ``args`` and the
     memory estimate; ``vllm_image`` is the pinned runtime image (versions.IMAGES)."""
@@ -199,12 +210,17 @@ def plan_models(service):
     models = []
     for model in service.get("models") or []:
         model = dict(model)
+        model.setdefault("kind", ISVC)
         model.setdefault("gpus", model.get("tensor_parallel_size", 1))
         model.setdefault("tensor_parallel_size", model["gpus"])
-        model.setdefault("min_replicas", 1)
-        model.setdefault("max_replicas", max(model["min_replicas"], 1))
         model["scheme"] = storage_scheme(model["storage_uri"])
         model["args"] = vllm_args(model, service.get("gpu_memory_utilization", 0.9), model.get("engine_args"))
+        if model["kind"] == LLMISVC:
+            model.setdefault("replicas", 1)
+            model["args"] = llm_args(model["args"], service.get("engine_args"))
+        else:
+            model.setdefault("min_replicas", 1)
+            model.setdefault("max_replicas", max(model["min_replicas"], 1))
         if model.get("parameters_billion") is not None:
             model["memory_estimate_mib"] = int(math.ceil(required_mib(
                 model["parameters_billion"], model.get("dtype", "bfloat16"), service.get("kv_cache_share", 0.2))))

@@ -51,8 +51,14 @@ CHARTS = {
     "kserve": [
         {"name": "kserve-crd", "version": "v0.20.0", "oci_ref": "oci://ghcr.io/kserve/charts/kserve-crd",
          "namespace": "kserve"},
+        # LLMInferenceService stack, installed only with services.kserve.llmisvc (LLMISVC_CHARTS); upstream's
+        # order: the CRD charts, then the resource charts, then kserve-runtime-configs (its llmisvc presets).
+        {"name": "kserve-llmisvc-crd", "version": "v0.20.0", "oci_ref": "oci://ghcr.io/kserve/charts/kserve-llmisvc-crd",
+         "namespace": "kserve"},
         {"name": "kserve-resources", "version": "v0.20.0", "main": True, "oci_ref": "oci://ghcr.io/kserve/charts/kserve-resources",
          "namespace": "kserve"},
+        {"name": "kserve-llmisvc-resources", "version": "v0.20.0",
+         "oci_ref": "oci://ghcr.io/kserve/charts/kserve-llmisvc-resources", "namespace": "kserve"},
         {"name": "kserve-runtime-configs", "version": "v0.20.0",
          "oci_ref": "oci://ghcr.io/kserve/charts/kserve-runtime-configs", "namespace": "kserve"},
     ],
@@ -62,6 +68,9 @@ CHARTS = {
          "repo_url": "https://prometheus-community.github.io/helm-charts", "namespace": "monitoring"},
     ],
 }
+
+# KServe charts installed only when services.kserve.llmisvc is true (LLMInferenceService).
+LLMISVC_CHARTS = ("kserve-llmisvc-crd", "kserve-llmisvc-resources")
 
 # Images that are not set through a chart default (pinned here too).
 IMAGES = {

@@ -107,6 +107,41 @@ def test_air_gap_mirror_resolves_every_chart(example):
     assert "/srv/charts/kube-prometheus-stack-88.5.3.tgz" in [c["ref"] for c in charts]
 
 
+def _llm_model(config):
+    kserve = config["services"]["kserve"]
+    kserve.update(enabled=True, llmisvc=True)
+    model = kserve["models"][0]
+    model.pop("min_replicas")
+    model.pop("max_replicas")
+    model.update(kind="LLMInferenceService", replicas=2, engine_args=["--max-num-seqs=64"])
+    kserve["engine_args"] = ["--enable-prefix-caching"]
+    return config
+
+
+def test_llmisvc_charts_only_when_enabled(example):
+    config = copy.deepcopy(example)
+    config["services"]["kserve"]["enabled"] = True
+    names = [c["name"] for c in config_rules.validate(config)["services"]["kserve"]["charts"]]
+    assert names == ["kserve-crd", "kserve-resources", "kserve-runtime-configs"]
+    plan = config_rules.validate(_llm_model(copy.deepcopy(example)))
+    charts = plan["services"]["kserve"]["charts"]
+    assert [c["name"] for c in charts] == ["kserve-crd", "kserve-llmisvc-crd", "kserve-resources",
+                                           "kserve-llmisvc-resources", "kserve-runtime-configs"]
+    assert {c["version"] for c in charts} == {"v0.20.0"} and {c["namespace"] for c in charts} == {"kserve"}
+    assert charts[1]["ref"] == "oci://ghcr.io/kserve/charts/kserve-llmisvc-crd"
+
+
+def test_llmisvc_model_plan(example):
+    model = config_rules.validate(_llm_model(copy.deepcopy(example)))["services"]["kserve"]["models"][0]
+    assert model["kind"] == "LLMInferenceService" and model["replicas"] == 2
+    assert "min_replicas" not in model and "max_replicas" not in model
+    # KServe's template passes --tensor-parallel-size from spec.parallelism.tensor; service-wide flags first
+    assert model["args"] == ["--enable-prefix-caching", "--max-model-len=8192", "--dtype=bfloat16",
+                             "--gpu-memory-utilization=0.9", "--max-num-seqs=64"]
+    plain = config_rules.validate(example)["services"]["kserve"]["models"][0]
+    assert plain["kind"] == "InferenceService" and "replicas" not in plain
+
+
 def test_service_chart_override(example):
     config = copy.deepcopy(example)
     config["services"]["kueue"]["chart"] = {"source": "local", "path": "/opt/charts/kueue"}
@@ -323,6 +358,51 @@ BAD = [
     ("kserve-s3-no-credentials", _all(_set(["services", "kserve", "enabled"], True),
                                       _set(["services", "kserve", "models", 0, "storage_uri"], "s3://models/llama")),
      "services.kserve.models[0].credentials", "is required for an s3://"),
+    ("kserve-llmisvc-not-enabled", _all(_set(["services", "kserve", "enabled"], True),
+                                        _set(["services", "kserve", "models", 0, "kind"], "LLMInferenceService"),
+                                        _delete(["services", "kserve", "models", 0, "min_replicas"]),
+                                        _delete(["services", "kserve", "models", 0, "max_replicas"])),
+     "services.kserve.models[0].kind", "or use kind: InferenceService (got 'LLMInferenceService')"),
+    ("kserve-llmisvc-unknown-kind", _all(_set(["services", "kserve", "enabled"], True),
+                                         _set(["services", "kserve", "models", 0, "kind"], "LLMISVC")),
+     "services.kserve.models[0].kind", "must be one of: InferenceService, LLMInferenceService"),
+    ("kserve-llmisvc-min-max-replicas", _all(_set(["services", "kserve", "enabled"], True),
+                                             _set(["services", "kserve", "llmisvc"], True),
+                                             _set(["services", "kserve", "models", 0, "kind"], "LLMInferenceService")),
+     "services.kserve.models[0].max_replicas", "fixed number of replicas: set replicas instead"),
+    ("kserve-replicas-on-inference-service", _all(_set(["services", "kserve", "enabled"], True),
+                                                  _set(["services", "kserve", "models", 0, "replicas"], 2)),
+     "services.kserve.models[0].replicas", "is for kind: LLMInferenceService only"),
+    ("kserve-llmisvc-zero-replicas", _all(_set(["services", "kserve", "enabled"], True),
+                                          _set(["services", "kserve", "llmisvc"], True),
+                                          _set(["services", "kserve", "models", 0, "kind"], "LLMInferenceService"),
+                                          _delete(["services", "kserve", "models", 0, "min_replicas"]),
+                                          _delete(["services", "kserve", "models", 0, "max_replicas"]),
+                                          _set(["services", "kserve", "models", 0, "replicas"], 0)),
+     "services.kserve.models[0].replicas", "must be between 1 and 1000"),
+    ("kserve-llmisvc-does-not-fit", _all(_set(["services", "kserve", "enabled"], True),
+                                         _set(["services", "kserve", "llmisvc"], True),
+                                         _set(["services", "kserve", "models", 0, "kind"], "LLMInferenceService"),
+                                         _delete(["services", "kserve", "models", 0, "min_replicas"]),
+                                         _delete(["services", "kserve", "models", 0, "max_replicas"]),
+                                         _set(["services", "kserve", "models", 0, "parameters_billion"], 70),
+                                         _set(["services", "kserve", "models", 0, "dtype"], "float16")),
+     "services.kserve.models[0].gpu_resource", "the model does not fit: 70B parameters in float16"),
+    ("kserve-llmisvc-tp-mismatch", _all(_set(["services", "kserve", "enabled"], True),
+                                        _set(["services", "kserve", "llmisvc"], True),
+                                        _set(["services", "kserve", "models", 0, "kind"], "LLMInferenceService"),
+                                        _delete(["services", "kserve", "models", 0, "min_replicas"]),
+                                        _delete(["services", "kserve", "models", 0, "max_replicas"]),
+                                        _set(["services", "kserve", "models", 0, "tensor_parallel_size"], 2)),
+     "services.kserve.models[0].tensor_parallel_size", "must equal gpus (1)"),
+    ("kserve-llmisvc-namespace-not-team", _all(_set(["services", "kserve", "enabled"], True),
+                                               _set(["services", "kserve", "llmisvc"], True),
+                                               _set(["services", "kserve", "models", 0, "kind"],
+                                                    "LLMInferenceService"),
+                                               _delete(["services", "kserve", "models", 0, "min_replicas"]),
+                                               _delete(["services", "kserve", "models", 0, "max_replicas"]),
+                                               _set(["services", "kserve", "models", 0, "namespace"], "models")),
+     "services.kserve.models[0].namespace", "team's namespace"),
     ("chart-local-without-path", _set(["services", "kueue", "chart"], {"source": "local"}),
      "services.kueue.chart.path", "is required when chart.source is 'local'"),
     ("monitoring-without-grafana-secret", _delete(["secrets", "grafana_admin_password"]),
