@@ -54,6 +54,15 @@ STAND_INS = {
                          "values": ("kserve", "kserve-resources"), "deployments": ["kserve-controller-manager"]},
     "kserve-runtime-configs": {"version": "v0.20.0", "app": "v0.20.0", "crds": None,
                                "values": ("kserve", "kserve-runtime-configs"), "deployments": []},
+    # Upstream kserve-llmisvc-crd carries only these CRDs (ClusterStorageContainer too, shared with kserve-crd).
+    "kserve-llmisvc-crd": {"version": "v0.20.0", "app": "v0.20.0", "crds": "kserve", "values": None,
+                           "deployments": [],
+                           "crd_files": ["serving.kserve.io_clusterstoragecontainers.yaml",
+                                         "serving.kserve.io_llminferenceserviceconfigs.yaml",
+                                         "serving.kserve.io_llminferenceservices.yaml"]},
+    "kserve-llmisvc-resources": {"version": "v0.20.0", "app": "v0.20.0", "crds": None,
+                                 "values": ("kserve", "kserve-llmisvc-resources"),
+                                 "deployments": ["llmisvc-controller-manager"]},
     "kube-prometheus-stack": {"version": "88.5.3", "app": "v0.93.1", "crds": "prometheus-operator",
                               "values": ("kube-prometheus-stack", "kube-prometheus-stack"),
                               "deployments": ["{{ .Release.Name }}-operator"], "strip_crd_descriptions": True},
@@ -236,6 +245,8 @@ def _chart_files(name, spec, up):
     if spec["crds"]:
         for crd_dir in sorted(os.path.join(up, spec["crds"], v, "crds") for v in os.listdir(os.path.join(up, spec["crds"]))):
             for entry in sorted(os.listdir(crd_dir)):
+                if spec.get("crd_files") and entry not in spec["crd_files"]:
+                    continue
                 with open(os.path.join(crd_dir, entry), "rb") as fh:
                     files["crds/" + entry] = fh.read()
                 if spec.get("strip_crd_descriptions"):

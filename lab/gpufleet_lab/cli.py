@@ -225,6 +225,9 @@ def _up(config_path, timeout, quiet):
                 write_state(state)
             else:
                 log("lab already running (%s)" % settings.api_url())
+            # Stand-in charts follow charts.py and upstream.lock (regenerated only when their digest changed),
+            # so a running lab gets a chart added to the version matrix since it started.
+            charts.generate()
             return state
         log("lab processes alive but API server not ready; restarting the lab")
     # Anything left from a previous (partial) run goes first.

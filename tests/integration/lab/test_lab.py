@@ -389,9 +389,11 @@ def test_stand_in_gpu_operator_chart_and_cluster_policy_ready(lab):
 def test_every_stand_in_chart_renders_with_upstream_values(lab):
     with open(os.path.join(settings.CHARTS, "charts.yml")) as fh:
         index = yaml.safe_load(fh)
-    assert {"gpu-operator", "kueue", "volcano", "slurm-operator-crds", "slurm-operator", "slurm", "kserve-crd",
-            "kserve-resources", "kserve-runtime-configs", "kube-prometheus-stack", "cert-manager",
-            "nvidia-device-plugin"} <= set(index["charts"])
+    from ansible_collections.gpufleet.platform.plugins.module_utils import versions
+    pinned = {c["name"]: c["version"] for charts in versions.CHARTS.values() for c in charts}
+    assert set(pinned) | {"nvidia-device-plugin"} <= set(index["charts"])  # every chart of the version matrix
+    assert {name: index["charts"][name]["version"] for name in pinned} == pinned
+    assert index["charts"]["kserve-llmisvc-crd"]["crds"] == 3  # upstream's: LLMInferenceService(Config), CSC
     for name, chart in index["charts"].items():
         assert os.path.basename(chart["package"]) == "%s-%s.tgz" % (name, chart["version"])
         res = subprocess.run([settings.binary("helm"), "template", name, chart["package"]],
