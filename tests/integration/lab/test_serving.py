@@ -221,3 +221,139 @@ def test_bad_input_fails_in_validation(lab, serving, change, expected):
     assert "Validate config.yml" in result.stdout and result.changed == 0
     assert "gpufleet.platform.kserve" not in result.stdout  # stopped before any role ran
     assert _isvcs(lab, serving["cluster"]).keys() == before.keys()
+
+
+# LLMInferenceService (services.kserve.llmisvc): the llmisvc charts (stand-ins) and the objects, validated by the
+# unmodified upstream CRD (serving.kserve.io, v1alpha2 storage version). No llmisvc controller runs in the lab
+# either: the objects get no status and no workloads.
+LLMISVC = ("serving.kserve.io", "v1alpha2", "llminferenceservices")
+
+
+@pytest.fixture(scope="module")
+def llm_serving(lab, tmp_path_factory):
+    """An LLMInferenceService (1.5B model on one H100 1g.10gb MIG slice from hf:// with a token and a cache PVC,
+    two replicas) next to an InferenceService (8B on one L40S); Kueue on, so both in team namespaces."""
+    suffix = uuid.uuid4().hex[:4]
+    with open(LAB_CONFIG) as handle:
+        config = yaml.safe_load(handle)
+    cluster = "ksl-%s" % suffix
+    research, inference = "ksl%s-research" % suffix, "ksl%s-inference" % suffix
+    config["cluster"]["name"] = cluster
+    config["teams"] = [{"name": research, "quotas": {"h100": {"nvidia.com/mig-1g.10gb": 8}}},
+                       {"name": inference, "quotas": {"l40s": {"nvidia.com/gpu": 4}}}]
+    models = [
+        {"name": "qwen-llm", "kind": "LLMInferenceService", "namespace": research,
+         "storage_uri": "hf://Qwen/Qwen2.5-1.5B-Instruct", "pool": "h100", "gpu_resource": "nvidia.com/mig-1g.10gb",
+         "gpus": 1, "tensor_parallel_size": 1, "parameters_billion": 1.5, "max_model_len": 4096, "replicas": 2,
+         "credentials": {"var": "vault_hf_token"}, "cache": {"size": "20Gi"}, "engine_args": ["--max-num-seqs=32"]},
+        {"name": "llama-8b", "namespace": inference, "storage_uri": "hf://meta-llama/Llama-3.1-8B-Instruct",
+         "pool": "l40s", "gpu_resource": "nvidia.com/gpu", "gpus": 1, "tensor_parallel_size": 1,
+         "parameters_billion": 8, "max_model_len": 8192},
+    ]
+    config["services"] = {
+        "cert_manager": {"enabled": True, "namespace": "ksl%s-cert-manager" % suffix},
+        "gpu_operator": {"enabled": True}, "monitoring": {"enabled": False},
+        "kueue": {"enabled": True, "integrations": ["batch/job", "deployment"]},
+        "kserve": {"enabled": True, "namespace": "ksl%s-kserve" % suffix, "llmisvc": True,
+                   "engine_args": ["--enable-prefix-caching"], "models": models},
+    }
+    config.pop("secrets", None)
+    tmp = tmp_path_factory.mktemp("llm-serving")
+    secrets = _write(tmp, {"vault_hf_token": "hf_lab_%s" % uuid.uuid4().hex}, "secrets.yml")
+    state = {"config": config, "path": _write(tmp, config), "tmp": tmp, "cluster": cluster, "suffix": suffix,
+             "teams": (research, inference), "kserve_namespace": "ksl%s-kserve" % suffix,
+             "args": ("-e", "@%s" % secrets, "-e", "kserve_runtime_name=ksl%s-vllm" % suffix)}
+    yield state
+    selector = "app.kubernetes.io/managed-by=gpufleet,gpufleet.io/cluster=%s" % cluster
+    for obj in lab.custom.list_cluster_custom_object(*LLMISVC, label_selector=selector)["items"]:
+        lab.custom.delete_namespaced_custom_object(LLMISVC[0], LLMISVC[1], obj["metadata"]["namespace"], LLMISVC[2],
+                                                   obj["metadata"]["name"])
+    _cleanup(lab, dict(state, teams=(research, inference)))
+    for ns in ("ksl%s-cert-manager" % suffix, "ksl%s-kserve" % suffix):
+        try:
+            lab.core.delete_namespace(ns)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+def _llmisvcs(lab, cluster):
+    items = lab.custom.list_cluster_custom_object(*LLMISVC, label_selector="gpufleet.io/cluster=%s" % cluster)["items"]
+    return {o["metadata"]["name"]: o for o in items}
+
+
+def test_llmisvc_converge_idempotent_check(lab, llm_serving):
+    first = _playbook(llm_serving)
+    assert first.rc == 0, first
+    assert first.changed > 0, first
+    second = _playbook(llm_serving)
+    assert second.rc == 0, second
+    assert second.changed == 0, second.changed_tasks()
+    check = _playbook(llm_serving, check=True, diff=True)
+    assert check.rc == 0, check
+    assert check.changed == 0, check.changed_tasks()
+    assert "hf_lab_" not in first.stdout + second.stdout + check.stdout
+    namespace = llm_serving["kserve_namespace"]
+    releases = {s.metadata.labels["name"] for s in lab.core.list_namespaced_secret(
+        namespace, label_selector="owner=helm,status=deployed").items}
+    assert {"kserve-crd", "kserve-llmisvc-crd", "kserve-resources", "kserve-llmisvc-resources",
+            "kserve-runtime-configs"} <= releases
+    assert lab.apps.read_namespaced_deployment("llmisvc-controller-manager", namespace)  # the stand-in's
+
+
+def test_llm_inference_service_matches_config(lab, llm_serving):
+    research, inference = llm_serving["teams"]
+    llms = _llmisvcs(lab, llm_serving["cluster"])
+    assert sorted(llms) == ["qwen-llm"]
+    assert sorted(_isvcs(lab, llm_serving["cluster"])) == ["llama-8b"]  # the other kind stays an InferenceService
+    llm = llms["qwen-llm"]
+    assert llm["apiVersion"] == "serving.kserve.io/v1alpha2" and llm["metadata"]["namespace"] == research
+    labels = llm["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "gpufleet" and labels["kueue.x-k8s.io/queue-name"] == "default"
+    spec = llm["spec"]
+    assert spec["model"] == {"uri": "hf://Qwen/Qwen2.5-1.5B-Instruct", "name": "qwen-llm"}
+    assert spec["replicas"] == 2 and spec["parallelism"] == {"tensor": 1}
+    assert spec["labels"] == {"kueue.x-k8s.io/queue-name": "default"}
+    template = spec["template"]
+    assert template["nodeSelector"] == {"gpufleet.io/pool": "h100"}
+    assert template["volumes"] == [{"name": "model-cache", "persistentVolumeClaim": {"claimName": "qwen-llm-cache"}}]
+    (main,) = template["containers"]
+    assert main["name"] == "main"
+    assert main["args"] == ["--enable-prefix-caching", "--max-model-len=4096", "--dtype=bfloat16",
+                            "--gpu-memory-utilization=0.9", "--max-num-seqs=32"]
+    assert main["resources"] == {"requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/mig-1g.10gb": "1"},
+                                 "limits": {"memory": "32Gi", "nvidia.com/mig-1g.10gb": "1"}}
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "qwen-llm-hf-token", "key": "HF_TOKEN"}}} \
+        in main["env"]
+    assert lab.core.read_namespaced_secret("qwen-llm-hf-token", research).data["HF_TOKEN"]
+    assert lab.core.read_namespaced_persistent_volume_claim("qwen-llm-cache", research).spec.resources.requests == \
+        {"storage": "20Gi"}
+    assert "status" not in llm  # no llmisvc controller in the lab
+
+
+def test_removing_an_llm_inference_service_removes_it(lab, llm_serving):
+    config = copy.deepcopy(llm_serving["config"])
+    config["services"]["kserve"]["models"] = config["services"]["kserve"]["models"][1:]
+    path = _write(llm_serving["tmp"], config, "no-llm.yml")
+    check = _playbook(llm_serving, path, check=True, diff=True)
+    assert check.rc == 0, check
+    assert "qwen-llm" in _llmisvcs(lab, llm_serving["cluster"])  # check mode deleted nothing
+    result = _playbook(llm_serving, path, "--tags", "kserve_preflight,kserve_configure")
+    assert result.rc == 0, result
+    assert result.changed > 0, result
+    assert _llmisvcs(lab, llm_serving["cluster"]) == {}
+    assert sorted(_isvcs(lab, llm_serving["cluster"])) == ["llama-8b"]
+    research = llm_serving["teams"][0]
+    assert [s.metadata.name for s in lab.core.list_namespaced_secret(
+        research, label_selector="gpufleet.io/model=qwen-llm").items] == []
+    again = _playbook(llm_serving, path, "--tags", "kserve_preflight,kserve_configure")
+    assert again.rc == 0 and again.changed == 0, again.changed_tasks()
+
+
+def test_llm_inference_service_without_llmisvc_fails_in_validation(lab, llm_serving):
+    config = copy.deepcopy(llm_serving["config"])
+    config["services"]["kserve"]["llmisvc"] = False
+    result = _playbook(llm_serving, _write(llm_serving["tmp"], config, "no-llmisvc.yml"))
+    assert result.rc != 0, result
+    assert "services.kserve.models[0].kind: an LLMInferenceService needs services.kserve.llmisvc: true" \
+        in result.stdout, result
+    assert "gpufleet.platform.kserve" not in result.stdout and result.changed == 0
