@@ -40,10 +40,12 @@ KINDS = {
     "LocalQueue": "kueue.x-k8s.io/v1beta2",
     "Queue": "scheduling.volcano.sh/v1beta1",
     "InferenceService": "serving.kserve.io/v1beta1",
+    "LLMInferenceService": "serving.kserve.io/v1alpha2",
     "ClusterServingRuntime": "serving.kserve.io/v1alpha1",
 }
 # the condition (or state) that says a controller accepted the object; absent = no status reported yet
-READY_CONDITION = {"ClusterQueue": "Active", "LocalQueue": "Active", "InferenceService": "Ready"}
+READY_CONDITION = {"ClusterQueue": "Active", "LocalQueue": "Active", "InferenceService": "Ready",
+                   "LLMInferenceService": "Ready"}
 
 
 class VerifyError(ValueError):
@@ -97,8 +99,8 @@ def expected_objects(plan, kueue=None, volcano=None, kserve=None):
             refs.append({"apiVersion": KINDS["ClusterServingRuntime"], "kind": "ClusterServingRuntime",
                          "name": runtime, "namespace": None})
         for model in kserve.get("models") or []:
-            refs.append({"apiVersion": KINDS["InferenceService"], "kind": "InferenceService",
-                         "name": model["name"], "namespace": model.get("namespace")})
+            kind = model.get("kind") or "InferenceService"
+            refs.append({"apiVersion": KINDS[kind], "kind": kind, "name": model["name"], "namespace": model.get("namespace")})
     return refs
 
 
@@ -283,7 +285,7 @@ def _service_checks(plan, releases, deployments):
 def _service_of(kind):
     if kind in ("Queue",):
         return "volcano"
-    if kind in ("InferenceService", "ClusterServingRuntime"):
+    if kind in ("InferenceService", "LLMInferenceService", "ClusterServingRuntime"):
         return "kserve"
     return "kueue"
 

@@ -195,3 +195,16 @@ def test_smoke_image_pinned_and_mirrored():
 def test_observed_must_be_a_dict():
     with pytest.raises(v.VerifyError, match="observed must be a dict"):
         v.checks(PLAN, [])
+
+
+def test_expected_objects_follow_each_model_kind():
+    plan = copy.deepcopy(PLAN)
+    plan["services"]["kserve"]["enabled"] = True
+    kserve = {"runtime_name": "rt", "models": [
+        {"name": "m1", "namespace": "team-a"},
+        {"name": "m2", "namespace": "team-a", "kind": "LLMInferenceService"}]}
+    refs = v.expected_objects(plan, kserve=kserve)
+    assert [(r["kind"], r["apiVersion"], r["name"]) for r in refs] == [
+        ("ClusterServingRuntime", "serving.kserve.io/v1alpha1", "rt"),
+        ("InferenceService", "serving.kserve.io/v1beta1", "m1"),
+        ("LLMInferenceService", "serving.kserve.io/v1alpha2", "m2")]
