@@ -57,6 +57,7 @@ def helm_chart_crds(template_output):
         out += [d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
     return out
 
+
 class FilterModule(object):
     def filters(self):
         return {"helm_chart_crds": helm_chart_crds}
