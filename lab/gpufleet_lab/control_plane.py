@@ -3,7 +3,6 @@ import base64
 import json
 import os
 import ssl
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -74,27 +73,12 @@ def _wait(what, check, timeout, proc_name):
         if ok:
             return
         if not procs.alive(proc_name):
-            how, log = procs.exit_status(proc_name), procs.tail(proc_name)
-            killed = (how or "").startswith("killed") and not procs.wrote_since_start(proc_name)
-            err = procs.KilledAtStartup if killed else procs.LabError
-            raise err("%s exited during startup (%s); last log lines (%s):\n%s"
-                      % (proc_name, how or "exit status unknown", procs.logfile(proc_name), log))
+            raise procs.LabError("%s exited during startup (%s); last log lines (%s):\n%s"
+                                 % (proc_name, procs.exit_status(proc_name) or "exit status unknown",
+                                    procs.logfile(proc_name), procs.tail(proc_name)))
         time.sleep(0.2)
     raise procs.LabError("%s not healthy after %ds (%s); log %s:\n%s"
                          % (what, timeout, last, procs.logfile(proc_name), procs.tail(proc_name)))
-
-
-def _start_and_wait(name, argv, check, timeout):
-    """Start a component and wait until it is healthy. A process killed by a signal before it wrote
-    anything (seen once in CI: something outside the lab signalled a just-started process) is started
-    once more; a component that fails on its own is reported at once with its log."""
-    try:
-        procs.start(name, argv)
-        _wait(name, check, timeout, name)
-    except procs.KilledAtStartup as exc:
-        print("[lab] %s; starting %s once more" % (str(exc).splitlines()[0], name), file=sys.stderr)
-        procs.start(name, argv)
-        _wait(name, check, timeout, name)
 
 
 def etcd_healthy():
@@ -114,7 +98,7 @@ def start_etcd():
     data = os.path.join(settings.RUN, "etcd-data")
     client = "http://%s:%d" % (settings.HOST, settings.PORTS["etcd"])
     peer = "http://%s:%d" % (settings.HOST, settings.PORTS["etcd-peer"])
-    _start_and_wait("etcd", [
+    procs.start("etcd", [
         settings.binary("etcd"),
         "--name=lab-cp-1",
         "--data-dir=" + data,
@@ -128,12 +112,13 @@ def start_etcd():
         "--snapshot-count=10000",
         "--unsafe-no-fsync=true",  # lab only: a throwaway store on one machine, rebuilt on each lab-up
         "--log-level=warn",
-    ], etcd_healthy, 30)
+    ])
+    _wait("etcd", etcd_healthy, 30, "etcd")
 
 
 def start_apiserver():
     p = pki.path
-    _start_and_wait("kube-apiserver", [
+    procs.start("kube-apiserver", [
         settings.binary("kube-apiserver"),
         "--bind-address=" + settings.HOST,
         "--advertise-address=" + settings.HOST,
@@ -159,7 +144,8 @@ def start_apiserver():
         "--profiling=false",
         "--event-ttl=1h",
         "--v=1",
-    ], apiserver_ready, 90)
+    ])
+    _wait("kube-apiserver", apiserver_ready, 90, "kube-apiserver")
 
 
 def _component_healthy(name):

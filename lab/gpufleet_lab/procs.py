@@ -16,12 +16,7 @@ class LabError(RuntimeError):
     """A clear, user-facing failure (missing binary, port taken, component not healthy)."""
 
 
-class KilledAtStartup(LabError):
-    """A process died by a signal before writing a single log line (killed from outside, not a crash)."""
-
-
 _CHILDREN = {}  # name -> Popen, for processes this interpreter started (exit status when they die)
-_LOG_START = {}  # name -> size of its log file when it was last started
 
 
 _LOCK_DEPTH = [0, None]
@@ -144,7 +139,6 @@ def start(name, argv, env=None):
     os.makedirs(settings.PIDS, exist_ok=True)
     os.makedirs(settings.LOGS, exist_ok=True)
     log = open(logfile(name), "ab")
-    _LOG_START[name] = log.seek(0, os.SEEK_END)
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -174,8 +168,6 @@ def start_python(name, module, args=()):
 
 def alive(name):
     proc = _CHILDREN.get(name)
-    if proc is not None and read_pid(name) == proc.pid:
-        return True
     if proc is not None and _pid_in_file(name) == proc.pid:
         return proc.poll() is None  # our child: its exit status is the truth
     return read_pid(name) is not None
@@ -276,14 +268,6 @@ def kill_orphans(timeout=15.0):
                 pass
         _reap(pid)
     return victims
-
-
-def wrote_since_start(name):
-    """Whether the process has written to its log since start() (True when unknown)."""
-    try:
-        return os.path.getsize(logfile(name)) > _LOG_START.get(name, -1)
-    except OSError:
-        return False
 
 
 def tail(name, lines=20):
