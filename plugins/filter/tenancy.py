@@ -83,6 +83,13 @@ def tenancy_selector(plan, component):
     return tenancy.selector(_plan(plan), component)
 
 
+def pool_tolerations(pool):
+    """A toleration for every taint of a pool (gpufleet_plan.pools.<name>)."""
+    if not isinstance(pool, dict):
+        raise AnsibleFilterError("pool_tolerations expects a pool of gpufleet_plan.pools, got %r" % (type(pool).__name__,))
+    return tenancy.pool_tolerations(pool)
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -94,4 +101,5 @@ class FilterModule(object):
             "pool_node_labels": pool_node_labels,
             "stale_objects": stale_objects,
             "tenancy_selector": tenancy_selector,
+            "pool_tolerations": pool_tolerations,
         }

@@ -24,7 +24,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-POOL_LABEL = "gpufleet.io/pool"
+from ansible_collections.gpufleet.platform.plugins.module_utils import tenancy
+
+POOL_LABEL = tenancy.POOL_LABEL
 GPU_RESOURCE = "nvidia.com/gpu"
 MIG_PREFIX = "nvidia.com/mig-"
 # The chart default (Slinky 1.2.1 helm/slurm/values.yaml) for the DCGM job-mapping directory; the GPU
@@ -114,19 +116,6 @@ def gres_types(plan):
     return sorted(types)
 
 
-def tolerations(pool):
-    """A toleration for every taint of the pool."""
-    out = []
-    for taint in pool.get("taints") or []:
-        toleration = {"key": taint["key"], "effect": taint["effect"]}
-        if taint.get("value"):
-            toleration.update(operator="Equal", value=taint["value"])
-        else:
-            toleration["operator"] = "Exists"
-        out.append(toleration)
-    return out
-
-
 def replicas(plan, nodeset):
     """Node set size: the configured replicas, or one slurmd per node of the pool."""
     if nodeset.get("replicas") is not None:
@@ -139,7 +128,7 @@ def nodeset_values(plan, nodeset, index=0):
     pool = plan["pools"][nodeset.get("pool")] if nodeset.get("pool") in plan.get("pools", {}) else {}
     resources = gres_resources(plan, nodeset, index)
     pod_spec = {"nodeSelector": {POOL_LABEL: nodeset["pool"]}}
-    pool_tolerations = tolerations(pool)
+    pool_tolerations = tenancy.pool_tolerations(pool)
     if pool_tolerations:
         pod_spec["tolerations"] = pool_tolerations
     return {

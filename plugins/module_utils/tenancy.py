@@ -179,13 +179,19 @@ def namespaces(plan):
 # Kueue
 # --------------------------------------------------------------------------------------------
 
-def _toleration(taint):
+def toleration(taint):
+    """The toleration of one pool taint ({key, value?, effect}): Equal on its value, else Exists."""
     tol = {"key": taint["key"], "effect": taint["effect"]}
     if taint.get("value") not in (None, ""):
         tol.update(operator="Equal", value=str(taint["value"]))
     else:
         tol["operator"] = "Exists"
     return tol
+
+
+def pool_tolerations(pool):
+    """A toleration for every taint of a pool: what every workload pinned to the pool carries."""
+    return [toleration(t) for t in pool.get("taints") or []]
 
 
 def flavor_pools(plan):
@@ -203,7 +209,7 @@ def resource_flavors(plan):
     for name in flavor_pools(plan):
         pool = plan["pools"][name]
         spec = {"nodeLabels": {POOL_LABEL: name}}
-        tolerations = [_toleration(t) for t in pool.get("taints") or []]
+        tolerations = pool_tolerations(pool)
         if tolerations:
             spec["tolerations"] = tolerations
         out.append({"apiVersion": KUEUE_API, "kind": "ResourceFlavor",

@@ -25,9 +25,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import report, versions
+from ansible_collections.gpufleet.platform.plugins.module_utils import report, tenancy, versions
 
-POOL_LABEL = "gpufleet.io/pool"
+POOL_LABEL = tenancy.POOL_LABEL
 MIG_STATE_LABEL = "nvidia.com/mig.config.state"
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 SMOKE_NAMESPACE = "gpufleet-verify"
@@ -112,15 +112,6 @@ def smoke_resource(pool):
     return sorted(resources)[0] if resources else None
 
 
-def _toleration(taint):
-    out = {"key": taint["key"], "effect": taint.get("effect", "NoSchedule")}
-    if taint.get("value") is not None:
-        out.update(operator="Equal", value=str(taint["value"]))
-    else:
-        out["operator"] = "Exists"
-    return out
-
-
 def smoke_image(plan, image=None):
     """The smoke Job's image: ``image`` when given, else the pinned one, under ``airgap.image_registry``."""
     image = image or versions.IMAGES["gpu_smoke"]
@@ -156,7 +147,7 @@ def smoke_jobs(plan, image=None, command=("nvidia-smi", "-L"), timeout_seconds=3
                     "spec": {
                         "restartPolicy": "Never",
                         "nodeSelector": {POOL_LABEL: name},
-                        "tolerations": [_toleration(t) for t in pool.get("taints") or []],
+                        "tolerations": tenancy.pool_tolerations(pool),
                         "containers": [{
                             "name": "smoke", "image": image, "command": list(command),
                             "env": [{"name": "NVIDIA_DISABLE_REQUIRE", "value": "true"}],
@@ -254,7 +245,13 @@ def deployed_services(plan):
     return out
 
 
+def _releases(results):
+    """{"<namespace>/<chart>": helm_info status} from the role's helm_info loop results (item = the chart)."""
+    return {"%s/%s" % (r["item"]["namespace"], r["item"]["name"]): r.get("status") or {} for r in results or []}
+
+
 def _service_checks(plan, releases, deployments):
+    releases = _releases(releases)
     out = []
     for svc in deployed_services(plan):
         conf = plan["services"][svc]
@@ -367,7 +364,7 @@ def checks(plan, observed):
     out = []
     out += _node_checks(plan, observed.get("nodes") or [])
     out += _operator_checks(plan, observed.get("cluster_policies") or [])
-    out += _service_checks(plan, observed.get("releases") or {}, observed.get("deployments") or [])
+    out += _service_checks(plan, observed.get("releases") or [], observed.get("deployments") or [])
     out += _object_checks(observed.get("expected_objects") or [], observed.get("objects") or [])
     out += _smoke_checks(plan, observed.get("smoke_jobs"), observed.get("smoke_pods"), observed.get("smoke_skipped"))
     return out

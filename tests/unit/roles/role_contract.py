@@ -5,6 +5,7 @@ import os
 
 import yaml
 
+from ansible_collections.gpufleet.platform.plugins.filter import tenancy as tenancy_filters
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
@@ -36,6 +37,10 @@ def render_role_template(role, template, config, extra=None):
     loader = DataLoader()
     loader.set_basedir(os.path.join(ROOT, "roles", role))
     templar = Templar(loader=loader, variables=role_variables(role, plan, extra))
+    # the collection's own filters under their FQCN, as a play would resolve them
+    for module in (tenancy_filters,):
+        for name, func in module.FilterModule().filters().items():
+            templar.environment.filters["gpufleet.platform." + name] = func
     with open(os.path.join(ROOT, "roles", role, "templates", template)) as handle:
         return yaml.safe_load(templar.template(handle.read()))
 

@@ -51,7 +51,8 @@ def healthy():
                  allocatable={"nvidia.com/mig-1g.10gb": "56"}),
         ],
         "cluster_policies": [{"metadata": {"name": "cluster-policy"}, "status": {"state": "ready"}}],
-        "releases": {"gpu-operator/gpu-operator": {"status": "deployed", "chart": "gpu-operator-v26.7.0"}},
+        "releases": [{"item": {"name": "gpu-operator", "namespace": "gpu-operator"},
+                      "status": {"status": "deployed", "chart": "gpu-operator-v26.7.0"}}],
         "deployments": [{"metadata": {"name": "gpu-operator", "namespace": "gpu-operator"}, "spec": {"replicas": 1},
                          "status": {"readyReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]}}],
         "smoke_jobs": [
@@ -121,7 +122,7 @@ def test_cordoned_node_warns():
 def test_operator_release_and_deployment_failures():
     observed = healthy()
     observed["cluster_policies"][0]["status"]["state"] = "notReady"
-    observed["releases"] = {}
+    observed["releases"] = []
     observed["deployments"][0]["status"] = {"readyReplicas": 0, "conditions": [{"type": "Available", "status": "False"}]}
     assert failures(v.checks(PLAN, observed)) == [("gpu_operator", "cluster-policy"), ("gpu_operator", "deployment"),
                                                   ("gpu_operator", "helm-release")]
