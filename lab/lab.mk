@@ -1,7 +1,8 @@
 # gpufleet lab: a real Kubernetes control plane on 127.0.0.1 with KWOK-simulated GPU nodes.
 # Included by the top-level Makefile. See docs/lab.md.
 #
-#   make lab-build     build etcd, kube-apiserver/-controller-manager/-scheduler, kubectl, helm, kwok (cached)
+#   make lab-build     build etcd, kube-apiserver/-controller-manager/-scheduler, kubectl, helm, kwok, and the
+#                      controllers (Kueue, cert-manager, Volcano, KServe, slurm-operator, GPU Operator; cached)
 #   make lab-up        start the lab from LAB_CONFIG (idempotent)
 #   make lab-status    health, node counts, GPU capacity, simulator state
 #   make lab-down      stop every lab process (no process left behind)
@@ -30,7 +31,7 @@ lab-deps: ## Lab: OS packages the build needs (apt, non-interactive; only when m
 	fi
 	@command -v go >/dev/null || { echo "[lab] ERROR: Go >= 1.26 is required (https://go.dev/dl/)"; exit 1; }
 
-lab-build: lab-deps ## Lab: build the pinned binaries from Go modules into $(LAB_CACHE) (idempotent)
+lab-build: lab-deps ## Lab: build the pinned binaries and controllers (Go modules, ../shared sources) into $(LAB_CACHE) (idempotent)
 	bash lab/build.sh
 
 lab-up: ## Lab: start etcd, control plane, KWOK nodes from LAB_CONFIG, GPU simulator (idempotent)

@@ -9,9 +9,9 @@ import sys
 import time
 import uuid
 
-from . import charts, control_plane, nodes, pki, procs, settings, upstream
+from . import charts, control_plane, kwok_config, nodes, pki, procs, settings, upstream
 
-ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "gpu-simulator")
+ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "gpu-simulator", "pod-host")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "helm")
 
 
@@ -66,13 +66,23 @@ def _config_digest(path):
 # up
 # ---------------------------------------------------------------------------------------------
 
-def install_crds(timeout=180):
-    """Server-side apply every upstream CRD (kubectl, one process per component, in parallel)."""
-    dirs = upstream.crd_dirs()
+def install_crds(timeout=180, files=None):
+    """Server-side apply the upstream CRDs the lab pre-installs (kubectl, one process per component, in parallel).
+
+    files: the CRD files (default charts.preinstalled_crds(): every upstream CRD, less those a REAL chart ships as
+    a template, which Helm must create itself: it refuses to adopt an existing object without its ownership
+    metadata). CRDs of a chart's crds/ directory stay: Helm skips those when they exist.
+    """
+    files = charts.preinstalled_crds() if files is None else files
+    groups = {}
+    for path in files:
+        groups.setdefault(os.path.dirname(path), []).append(path)
     running = []
-    for d in dirs:
+    for d, paths in sorted(groups.items()):
         cmd = [settings.binary("kubectl"), "--kubeconfig", settings.KUBECONFIG, "apply", "--server-side",
-               "--force-conflicts", "--field-manager=gpufleet-lab", "-o", "name", "-f", d]
+               "--force-conflicts", "--field-manager=gpufleet-lab", "-o", "name"]
+        for path in paths:
+            cmd += ["-f", path]
         running.append((d, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     names = []
     for d, proc in running:
@@ -80,17 +90,26 @@ def install_crds(timeout=180):
         if proc.returncode != 0:
             raise procs.LabError("installing CRDs from %s failed: %s" % (d, err[-2000:]))
         names.extend(line.strip() for line in out.splitlines() if line.strip())
-    kubectl("wait", "--for=condition=Established", "--timeout=%ds" % timeout, *names, timeout=timeout + 30)
+    if names:
+        kubectl("wait", "--for=condition=Established", "--timeout=%ds" % timeout, *names, timeout=timeout + 30)
     return names
 
 
-def _golden_dir():
-    """Cached etcd data of a fresh cluster with every upstream CRD Established (the warm path)."""
+def _golden_dir(files=None):
+    """Cached etcd data of a fresh cluster with the pre-installed upstream CRDs Established (the warm path).
+
+    The hash covers the selection (charts.preinstalled_crds(), which follows REAL_CHARTS: the files left out),
+    so a chart turned real gets a snapshot without the CRDs it ships as templates.
+    """
+    files = charts.preinstalled_crds() if files is None else files
     h = hashlib.sha256()
     for path in (upstream.LOCK, pki.path("ca"), pki.path("sa", "pub")):
         with open(path, "rb") as fh:
             h.update(fh.read())
     h.update(("%s %s" % (settings.KUBE_VERSION, settings.ETCD_VERSION)).encode())
+    skipped = sorted({p for p, _ in upstream.crd_files()} - set(files))
+    if skipped:  # with nothing left out, the hash (and snapshot) of before REAL_CHARTS stays valid
+        h.update(("skip " + " ".join(os.path.relpath(p, upstream.root()) for p in skipped)).encode())
     return os.path.join(settings.CACHE, "golden", h.hexdigest()[:16])
 
 
@@ -103,14 +122,16 @@ def crds_established(api_client, expected):
 
 
 def start_control_plane_with_crds():
-    """etcd + kube-apiserver with the upstream CRDs installed.
+    """etcd + kube-apiserver with the upstream CRDs installed (all but those a REAL chart ships as templates).
 
     The first run installs the CRDs (server-side apply, ~1 min on 2 cores: some are 2 MB) and keeps a
     copy of the stopped etcd data as a "golden" snapshot in the cache; later runs start from a copy of
     it, so a warm lab-up is a fresh cluster with every CRD already Established.
     """
     data = os.path.join(settings.RUN, "etcd-data")
-    golden = _golden_dir()
+    # Selected before anything starts: a REAL chart whose folder is missing stops lab-up here.
+    files = charts.preinstalled_crds()
+    golden = _golden_dir(files)
     meta = os.path.join(golden, "crds.json")
     if os.path.exists(meta):
         with open(meta) as fh:
@@ -128,7 +149,7 @@ def start_control_plane_with_crds():
     control_plane.start_etcd()
     control_plane.start_apiserver()
     t = time.time()
-    names = [n.split("/", 1)[-1] for n in install_crds()]
+    names = [n.split("/", 1)[-1] for n in install_crds(files=files)]
     log("installed %d upstream CRDs in %.0fs; caching the cluster state in %s" % (len(names), time.time() - t, golden))
     procs.stop("kube-apiserver")
     procs.stop("etcd")
@@ -185,7 +206,7 @@ def start_kwok():
         "--manage-nodes-with-label-selector=%s=true" % settings.SIMULATED_LABEL,
         "--server-address=%s:%d" % (settings.HOST, settings.PORTS["kwok"]),
         "--node-ip=" + settings.HOST,
-        "--config=" + os.path.join(settings.LAB_DIR, "kwok", "kwok.yaml"),
+        "--config=" + kwok_config.write(),
     ])
 
 
@@ -194,6 +215,10 @@ def start_simulator(lab_id):
         "--kubeconfig", os.path.join(control_plane.KUBECONFIGS, "gpu-simulator.conf"),
         "--lab-id", lab_id,
     ])
+
+
+def start_pod_host(lab_id):
+    procs.start_python("pod-host", "gpufleet_lab.pod_host", ["--lab-id", lab_id])
 
 
 def check_binaries():
@@ -233,7 +258,7 @@ def _up(config_path, timeout, quiet):
     # Anything left from a previous (partial) run goes first.
     down(quiet=True)
     check_binaries()
-    procs.check_ports(["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"])
+    procs.check_ports(["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok", "dcgm"])
     for d in (settings.RUN, settings.LOGS, settings.PIDS):
         os.makedirs(d, exist_ok=True)
     shutil.rmtree(os.path.join(settings.RUN, "etcd-data"), ignore_errors=True)
@@ -263,6 +288,7 @@ def _up(config_path, timeout, quiet):
         timings["nodes_ready"] = round(time.time() - t0, 1)
         control_plane.wait_components()
         start_simulator(lab_id)
+        start_pod_host(lab_id)
         wait_default_service_account(api)
     except Exception:
         log("lab-up failed; stopping what was started (logs kept in %s)" % settings.LOGS)
@@ -410,6 +436,11 @@ def status(as_json=False):
             out["gpu_simulator"] = json.load(fh)
     except (OSError, ValueError):
         out["gpu_simulator"] = None
+    try:
+        with open(os.path.join(settings.RUN, "pod-host.json")) as fh:
+            out["controllers"] = json.load(fh).get("pods", {})
+    except (OSError, ValueError):
+        out["controllers"] = {}
     if as_json:
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
@@ -423,6 +454,12 @@ def status(as_json=False):
                                             or "none"))
             print("  CRDs:            %d" % out["crds"])
             print("  pods:            %s" % (", ".join("%s=%d" % kv for kv in sorted(out["pods"].items())) or "none"))
+        if out["controllers"]:
+            print("  controllers (real binaries playing the charts' pods):")
+        for key, c in sorted(out["controllers"].items()):
+            health = {True: "ready", False: "NOT ready", None: "no probe"}[c.get("ready")]
+            print("    %-56s %-9s %-9s restarts=%d  %s" % (key, c["status"], health if c["status"] == "running" else "-",
+                                                        c.get("restarts", 0), c.get("reason", "")[:120]))
         sim = out["gpu_simulator"]
         if sim:
             print("  GPU simulator:   %s, %d reconciles, last %s" % (sim.get("state"), sim.get("reconciles", 0),

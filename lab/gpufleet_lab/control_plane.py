@@ -116,6 +116,15 @@ def start_etcd():
     _wait("etcd", etcd_healthy, 30, "etcd")
 
 
+def write_egress_config():
+    """kube-apiserver dials the cluster network (webhooks, aggregated APIs) through pod_host's proxy."""
+    from . import egress, pod_host
+    path = os.path.join(settings.RUN, "egress-selector.yaml")
+    with open(path, "w") as fh:
+        yaml.safe_dump(egress.selector_config(pod_host.SOCKET), fh, sort_keys=False)
+    return path
+
+
 def start_apiserver():
     p = pki.path
     procs.start("kube-apiserver", [
@@ -139,8 +148,19 @@ def start_apiserver():
         "--enable-admission-plugins=NodeRestriction",
         "--allow-privileged=true",
         "--enable-bootstrap-token-auth=true",
+        # The aggregation layer, as kubeadm/Kubespray configure it (aggregated APIs such as Kueue's visibility).
+        "--requestheader-client-ca-file=" + p("ca"),
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-username-headers=X-Remote-User",
+        "--proxy-client-cert-file=" + p("front-proxy-client"),
+        "--proxy-client-key-file=" + p("front-proxy-client", "key"),
         # Loopback addresses are not valid Endpoints; nothing routes to the apiserver's Service here.
         "--endpoint-reconciler-type=none",
+        # Webhook and aggregated-API calls go to the lab's egress proxy (egress.py), which routes a
+        # Service to the real controller process that plays its pod; see docs/lab.md.
+        "--egress-selector-config-file=" + write_egress_config(),
         "--profiling=false",
         "--event-ttl=1h",
         "--v=1",

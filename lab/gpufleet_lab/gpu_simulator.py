@@ -1,8 +1,11 @@
 """GPU SIMULATOR for the gpufleet lab. It is not a driver, device plugin or MIG manager.
 
-It fakes what the GPU Operator's MIG manager, device plugin and GPU feature discovery would
-publish on the lab's KWOK-simulated GPU nodes, so the collection's roles can be tested
-against a real API server without GPUs:
+The lab runs the real GPU Operator (controllers.py plays its Deployment); only the GPUs are simulated.
+This process plays the GPU hardware and what the operator's DaemonSet pods (NFD worker, MIG manager,
+device plugin, GPU feature discovery, DCGM exporter) would publish on the lab's KWOK-simulated GPU nodes:
+
+* The node-feature-discovery labels the operator selects GPU nodes by (``feature.node.kubernetes.io/
+  pci-10de.present`` ...) and reads (kernel version, OS release): kept on every GPU node.
 
 * When a node's ``nvidia.com/mig.config`` label changes, it sets
   ``nvidia.com/mig.config.state=pending``. It then reads the mig-parted config (ConfigMap
@@ -12,7 +15,10 @@ against a real API server without GPUs:
   ``nvidia.com/gpu`` count, or ``failed`` when the layout does not fit the GPU.
 * It applies time-slicing / MPS replicas from the device-plugin config ConfigMap, choosing the
   key by the node's ``nvidia.com/device-plugin.config`` label (or the default key).
-* It marks every ClusterPolicy (nvidia.com/v1) ``status.state: ready``.
+* The ClusterPolicy status is the real operator's. Only when the lab has no GPU Operator binary
+  (a STAND-IN operator) does the simulator mark every ClusterPolicy ``status.state: ready`` itself.
+* DCGM-exporter-style Prometheus metrics per simulated GPU on ``http://127.0.0.1:<dcgm port>/metrics``
+  (settings.PORTS["dcgm"], GPUFLEET_LAB_DCGM_PORT): a GPU is busy while pods on its node hold it.
 * Test hook: the node annotation ``lab.gpufleet.io/force-mig-state: failed`` leaves that node
   ``failed``.
 
@@ -21,17 +27,20 @@ Safety: it refuses to start unless its kubeconfig points at the lab's own API se
 """
 import argparse
 import hashlib
+import http.server
 import json
+import math
 import os
 import queue
 import sys
 import threading
 import time
 import urllib.parse
+import uuid
 
 import yaml
 
-from . import gpu_models, nodes, settings
+from . import controllers, gpu_models, nodes, settings
 
 MIG_CONFIG = "nvidia.com/mig.config"
 MIG_STATE = "nvidia.com/mig.config.state"
@@ -40,7 +49,9 @@ FORCE = "lab.gpufleet.io/force-mig-state"
 APPLIED = "lab.gpufleet.io/applied-mig-config"
 MIG_RES = "lab.gpufleet.io/mig-resources"
 MIG_ERROR = "lab.gpufleet.io/mig-error"
-SELECTOR = "nvidia.com/gpu.present=true,%s=true" % settings.SIMULATED_LABEL
+# Every simulated node (not only nvidia.com/gpu.present=true: the operator clears that label on a node that
+# lost its PCI labels, and the simulator puts them back); nodes without GPUs are skipped in reconcile.
+SELECTOR = "%s=true" % settings.SIMULATED_LABEL
 
 
 def _mig_module():
@@ -82,6 +93,91 @@ def _qty(value):
         return 0
 
 
+# ----------------------------------------------------------------- DCGM exporter metrics
+# (name, HELP text as dcgm-exporter's default counters file words it)
+DCGM_METRICS = (
+    ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %)."),
+    ("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB)."),
+    ("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB)."),
+    ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C)."),
+    ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W)."),
+)
+_TDP_W = {"blackwell": 1000, "hopper": 700, "ampere": 400, "ada-lovelace": 350, "turing": 70}
+
+
+def gpu_uuid(node, index):
+    """A stable GPU UUID (GPU-xxxxxxxx-...) per node and GPU index, like nvidia-smi's."""
+    return "GPU-" + str(uuid.uuid5(uuid.NAMESPACE_URL, "gpufleet-lab/%s/%d" % (node, index)))
+
+
+def gpu_samples(node, model, gpus, busy):
+    """One sample dict per GPU of a node; the first `busy` GPUs are in use by pods (deterministic values)."""
+    out = []
+    tdp = _TDP_W.get(model.family, 300)
+    for i in range(gpus):
+        wobble = int(hashlib.sha1(("%s/%d" % (node, i)).encode()).hexdigest()[:4], 16)
+        used = i < busy
+        fb_used = int(model.memory_mib * 0.85) if used else 0
+        out.append({
+            "gpu": i, "UUID": gpu_uuid(node, i), "device": "nvidia%d" % i,
+            "modelName": model.gfd_product.replace("-", " "), "Hostname": node,
+            "DCGM_FI_DEV_GPU_UTIL": 90 + wobble % 10 if used else 0,
+            "DCGM_FI_DEV_FB_USED": fb_used,
+            "DCGM_FI_DEV_FB_FREE": model.memory_mib - fb_used,
+            "DCGM_FI_DEV_GPU_TEMP": 62 + wobble % 8 if used else 30 + wobble % 5,
+            "DCGM_FI_DEV_POWER_USAGE": round(tdp * (0.8 if used else 0.12) + (wobble % 100) / 10.0, 3),
+        })
+    return out
+
+
+def _label_value(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def dcgm_metrics_text(samples):
+    """Prometheus text exposition (0.0.4) of GPU samples, in dcgm-exporter's metric and label names."""
+    lines = []
+    for name, help_text in DCGM_METRICS:
+        lines.append("# HELP %s %s" % (name, help_text))
+        lines.append("# TYPE %s gauge" % name)
+        for smp in samples:
+            labels = ",".join('%s="%s"' % (k, _label_value(smp[k]))
+                              for k in ("gpu", "UUID", "device", "modelName", "Hostname"))
+            lines.append("%s{%s} %s" % (name, labels, smp[name]))
+    return "\n".join(lines) + "\n"
+
+
+def busy_gpus(gpus, capacity, requested):
+    """How many of a node's GPUs are in use: the share of its nvidia.com/* capacity the pods request."""
+    total = sum(_qty(v) for k, v in (capacity or {}).items() if k.startswith("nvidia.com/"))
+    used = sum(v for k, v in requested.items() if k.startswith("nvidia.com/") and _qty((capacity or {}).get(k, 0)) > 0)
+    if total <= 0 or used <= 0:
+        return 0
+    return min(gpus, int(math.ceil(gpus * float(used) / total)))
+
+
+class _MetricsHandler(http.server.BaseHTTPRequestHandler):
+    sim = None
+
+    def do_GET(self):
+        if self.path.split("?", 1)[0] != "/metrics":
+            self.send_error(404, "only /metrics")
+            return
+        try:
+            body = self.sim.metrics_text().encode()
+        except Exception as exc:  # the API server restarting: say so, like an exporter would with 500
+            self.send_error(500, str(exc)[:200])
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # quiet: scrapes every few seconds
+        pass
+
+
 class Simulator(object):
     def __init__(self, api_client, args):
         from kubernetes import client
@@ -91,8 +187,11 @@ class Simulator(object):
         self.args = args
         self.queue = queue.Queue()
         self.stats = {"state": "running", "pid": os.getpid(), "reconciles": 0, "mig_applied": 0, "mig_failed": 0,
-                      "cluster_policies_ready": 0, "last_event": None, "started": time.time()}
+                      "cluster_policies_ready": 0, "cluster_policy_status": None, "last_event": None,
+                      "dcgm_metrics": "http://%s:%d/metrics" % (settings.HOST, args.dcgm_port), "started": time.time()}
         self.cp_config = {}  # ClusterPolicy-named ConfigMaps
+        self.gpu_nodes = {}  # name -> (model, gpus, nvidia.com/* capacity): what the DCGM metrics describe
+        self.pods_cache = (0.0, {})  # (time, {node: {resource: requested}})
         self.stop = threading.Event()
 
     # ----------------------------------------------------------------- helpers
@@ -197,6 +296,7 @@ class Simulator(object):
             node = self.core.read_node(name)
         except ApiException as exc:
             if exc.status == 404:
+                self.gpu_nodes.pop(name, None)
                 return
             raise
         labels = dict(node.metadata.labels or {})
@@ -207,7 +307,11 @@ class Simulator(object):
         base = json.loads(ann[nodes.BASE_ANNOTATION])
         gpus = int(base.get("nvidia.com/gpu", 0))
         model = gpu_models.lookup(ann.get(nodes.MODEL_ANNOTATION) or "a100-sxm4-80gb")
-        new_labels, new_ann = {}, {}
+        # NFD worker: the PCI, kernel and OS labels of the (simulated) hardware, put back if removed
+        info = node.status.node_info
+        new_labels = nodes.nfd_labels(kernel=getattr(info, "kernel_version", None) or nodes.KERNEL_VERSION,
+                                      os_image=getattr(info, "os_image", None) or nodes.OS_IMAGE, gpu=gpus > 0)
+        new_ann = {}
 
         # MIG (MIG manager + device plugin mixed/single strategy)
         mig_res = json.loads(ann[MIG_RES]) if ann.get(MIG_RES) else dict(base)
@@ -274,6 +378,7 @@ class Simulator(object):
                 want[res] = "0"
         for res, count in final.items():
             want[res] = str(count)
+        self.gpu_nodes[name] = (model, gpus, dict(want))
         if any(cap.get(k) != v for k, v in want.items()) or \
                 any((node.status.allocatable or {}).get(k) != v for k, v in want.items()):
             self.core.patch_node_status(name, {"status": {"capacity": want, "allocatable": want}})
@@ -294,7 +399,7 @@ class Simulator(object):
                 w = watch.Watch()
                 for ev in w.stream(self.core.list_node, label_selector=SELECTOR,
                                    resource_version=resp.metadata.resource_version, timeout_seconds=300):
-                    if ev["type"] in ("ADDED", "MODIFIED"):
+                    if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
                         self.queue.put(ev["object"].metadata.name)
                     if self.stop.is_set():
                         break
@@ -317,6 +422,42 @@ class Simulator(object):
             except Exception as exc:
                 self.log("configmap watch restarted: %s" % str(exc)[:200])
                 time.sleep(1)
+
+    # ----------------------------------------------------------------- DCGM metrics
+    def requested_by_node(self, max_age=5.0):
+        """{node: {nvidia.com/* resource: requested}} over the pods that hold devices (cached max_age s)."""
+        at, cached = self.pods_cache
+        if time.time() - at < max_age:
+            return cached
+        out = {}
+        for pod in self.core.list_pod_for_all_namespaces(field_selector="status.phase=Running").items:
+            node = pod.spec.node_name
+            if not node or node not in self.gpu_nodes:
+                continue
+            for c in pod.spec.containers or ():
+                res = c.resources
+                asked = dict((res.requests or {}) if res else {})
+                asked.update((res.limits or {}) if res else {})
+                for k, v in asked.items():
+                    if k.startswith("nvidia.com/"):
+                        out.setdefault(node, {})[k] = out.get(node, {}).get(k, 0) + _qty(v)
+        self.pods_cache = (time.time(), out)
+        return out
+
+    def metrics_text(self):
+        requested = self.requested_by_node()
+        samples = []
+        for name in sorted(self.gpu_nodes):
+            model, gpus, cap = self.gpu_nodes[name]
+            samples.extend(gpu_samples(name, model, gpus, busy_gpus(gpus, cap, requested.get(name, {}))))
+        return dcgm_metrics_text(samples)
+
+    def serve_metrics(self):
+        handler = type("Handler", (_MetricsHandler,), {"sim": self})
+        server = http.server.ThreadingHTTPServer((settings.HOST, self.args.dcgm_port), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True, name="dcgm-metrics").start()
+        return server
 
     def resync(self):
         for n in self.core.list_node(label_selector=SELECTOR).items:
@@ -349,12 +490,18 @@ class Simulator(object):
                 self.cp_config = conf
                 self.log("ClusterPolicy config now %s: resync" % (conf or "(none: lab defaults)"))
                 self.resync()
+            # The real operator owns ClusterPolicy status; without its binary the simulator stands in.
+            real = controllers.match("gpu-operator", "gpu-operator", None) is not None
+            owner = "gpu-operator" if real else "gpu-simulator (STAND-IN: no gpu-operator binary)"
+            if owner != self.stats["cluster_policy_status"]:
+                self.stats["cluster_policy_status"] = owner
+                self.log("ClusterPolicy status is set by %s" % owner)
             for cp in items:
-                if (cp.get("status") or {}).get("state") != "ready":
+                if not real and (cp.get("status") or {}).get("state") != "ready":
                     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                     body = {"status": {"state": "ready", "namespace": self.namespace(), "conditions": [
                         {"type": "Ready", "status": "True", "reason": "Reconciled", "lastTransitionTime": now,
-                         "message": "gpufleet lab GPU simulator: all (simulated) operands ready"},
+                         "message": "gpufleet lab GPU simulator (STAND-IN operator): all simulated operands ready"},
                         {"type": "Error", "status": "False", "reason": "Ready", "lastTransitionTime": now,
                          "message": ""}]}}
                     try:
@@ -368,6 +515,7 @@ class Simulator(object):
             self.stop.wait(self.args.poll)
 
     def run(self):
+        self.serve_metrics()
         for target in (self.watch_nodes, self.watch_configmaps, self.cluster_policies):
             threading.Thread(target=target, daemon=True, name=target.__name__).start()
         self.log("GPU SIMULATOR running against %s (lab %s)" % (settings.api_url(), self.args.lab_id))
@@ -404,6 +552,8 @@ def main(argv=None):
                    help="device-plugin config ConfigMap, unless a ClusterPolicy names another")
     p.add_argument("--mig-delay", type=float, default=0.3, help="seconds a node stays pending")
     p.add_argument("--poll", type=float, default=2.0, help="ClusterPolicy poll interval")
+    p.add_argument("--dcgm-port", type=int, default=settings.PORTS["dcgm"],
+                   help="127.0.0.1 port of the DCGM-exporter-style /metrics (GPUFLEET_LAB_DCGM_PORT)")
     args = p.parse_args(argv)
     from kubernetes import client, config
     cfg = client.Configuration()

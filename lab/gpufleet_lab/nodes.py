@@ -2,6 +2,7 @@
 import concurrent.futures
 import json
 import os
+import re
 import time
 
 import yaml
@@ -11,6 +12,12 @@ from . import gpu_models, settings
 DEFAULT_DRIVER = "595.91.07"  # GPU Operator v26.7.0's default driver
 BASE_ANNOTATION = "lab.gpufleet.io/base-resources"  # physical GPUs before MIG/sharing (read by the simulator)
 MODEL_ANNOTATION = "lab.gpufleet.io/gpu-model"
+KERNEL_VERSION = "6.1.0-lab"  # what the simulated kubelets report (status.nodeInfo)
+OS_IMAGE = "Debian GNU/Linux 12 (bookworm) [gpufleet lab]"
+NFD = "feature.node.kubernetes.io/"
+# NVIDIA's PCI vendor id; data-centre GPUs are PCI class 0302 (3D controller). The GPU Operator's node
+# labelling turns nvidia.com/gpu.present on and off by these (controllers/state_manager.go gpuNodeLabels).
+NFD_GPU_LABELS = {NFD + "pci-10de.present": "true", NFD + "pci-0302_10de.present": "true"}
 
 # Approximate "max CUDA version" a driver branch reports (GFD's cuda.runtime-version labels).
 _CUDA_BY_DRIVER = ((595, "13.2"), (590, "13.1"), (580, "13.0"), (575, "12.9"), (570, "12.8"),
@@ -36,6 +43,37 @@ def _sizes(node, gpus):
     else:
         cpu, mem = 32, "128Gi"
     return str(hv.get("lab_cpu", cpu)), str(hv.get("lab_memory", mem)), str(hv.get("lab_pods", 110))
+
+
+def _os_release(os_image):
+    """(ID, VERSION_ID) of /etc/os-release, from a node's osImage (what NFD's system source reads)."""
+    m = re.match(r"(Debian GNU/Linux|Ubuntu|Red Hat Enterprise Linux|Rocky Linux)\D*(\d+(?:\.\d+)?)", os_image or "")
+    if not m:
+        return "debian", "12"
+    return {"Debian GNU/Linux": "debian", "Ubuntu": "ubuntu", "Red Hat Enterprise Linux": "rhel",
+            "Rocky Linux": "rocky"}[m.group(1)], m.group(2)
+
+
+def nfd_labels(kernel=KERNEL_VERSION, os_image=OS_IMAGE, gpu=False):
+    """The node-feature-discovery labels the GPU Operator reads: kernel and OS release (every node; the
+    driver DaemonSet's image tag is <driver>-<ID><VERSION_ID>), and the NVIDIA PCI device labels (GPU nodes)."""
+    kernel = re.sub(r"[^A-Za-z0-9._-]", "_", kernel)[:63]
+    kparts = (re.findall(r"\d+", kernel) + ["0", "0", "0"])[:3]
+    os_id, os_ver = _os_release(os_image)
+    labels = {
+        NFD + "kernel-version.full": kernel,
+        NFD + "kernel-version.major": kparts[0],
+        NFD + "kernel-version.minor": kparts[1],
+        NFD + "kernel-version.revision": kparts[2],
+        NFD + "system-os_release.ID": os_id,
+        NFD + "system-os_release.VERSION_ID": os_ver,
+        NFD + "system-os_release.VERSION_ID.major": os_ver.split(".")[0],
+    }
+    if "." in os_ver:
+        labels[NFD + "system-os_release.VERSION_ID.minor"] = os_ver.split(".")[1]
+    if gpu:
+        labels.update(NFD_GPU_LABELS)
+    return labels
 
 
 def gpu_labels(pool, model, gpus):
@@ -118,6 +156,7 @@ def node_objects(config, lab_id):
             capacity["nvidia.com/gpu"] = str(gpus)
             annotations[BASE_ANNOTATION] = json.dumps({"nvidia.com/gpu": gpus})
             annotations[MODEL_ANNOTATION] = model.key
+        labels.update(nfd_labels(gpu=bool(gpus)))
         labels.update(node.get("labels") or {})
         taints.extend(node.get("taints") or [])
         taints = [{k: v for k, v in t.items() if v is not None} for t in taints]
@@ -136,7 +175,7 @@ def node_objects(config, lab_id):
                     "kubeletVersion": "v" + settings.KUBE_VERSION,
                     "kubeProxyVersion": "v" + settings.KUBE_VERSION,
                     "containerRuntimeVersion": "containerd://2.1.5",
-                    "kernelVersion": "6.1.0-lab", "osImage": "Debian GNU/Linux 12 (bookworm) [gpufleet lab]",
+                    "kernelVersion": KERNEL_VERSION, "osImage": OS_IMAGE,
                     "machineID": "", "systemUUID": "", "bootID": "",
                 },
             },

@@ -148,9 +148,37 @@ def ensure():
         _leaf(name + "-serving", "kube-" + name, None, ca, server=True, sans=(settings.HOST, "localhost"))
     for name, (cn, org) in CLIENTS.items():
         _leaf(name, cn, org, ca)
+    # The aggregation layer's client (kube-apiserver -> aggregated API servers such as Kueue's visibility API)
+    _leaf("front-proxy-client", "front-proxy-client", None, ca)
     _service_account_keys()
     return settings.PKI
 
 
 def path(name, ext="crt"):
     return _path(name, ext)
+
+
+def serving_bundle(cn, dns_names, days=365):
+    """A fresh self-signed CA and a serving certificate for dns_names: {tls.key, tls.crt, ca.crt} (PEM)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name(cn + "-ca")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=days))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return {
+        "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        "tls.crt": cert.public_bytes(pem),
+        "ca.crt": ca.public_bytes(pem),
+    }

@@ -133,8 +133,13 @@ def require_binary(path):
         raise LabError("missing binary %s: run `make lab-build` first" % path)
 
 
-def start(name, argv, env=None):
-    """Start argv[0] in its own session, detached; record its pid. Returns the pid."""
+def start(name, argv, env=None, exe=None):
+    """Start argv[0] in its own session, detached; record its pid. Returns the pid.
+
+    ``exe``: the program the process ends up running when argv[0] execs another one (``unshare``
+    starting a played controller, as its path inside the pod); it is what the pid file records and
+    read_pid() checks.
+    """
     require_binary(argv[0])
     os.makedirs(settings.PIDS, exist_ok=True)
     os.makedirs(settings.LOGS, exist_ok=True)
@@ -155,7 +160,7 @@ def start(name, argv, env=None):
             break
         time.sleep(0.005)
     with open(_pidfile(name), "w") as fh:
-        fh.write("%d\n%s" % (proc.pid, argv[0]))
+        fh.write("%d\n%s" % (proc.pid, exe or argv[0]))
     return proc.pid
 
 
@@ -243,7 +248,16 @@ def orphans():
         cmd = _cmdline(int(entry))
         if not cmd or not cmd[0]:
             continue
-        ours = cmd[0].startswith(settings.BIN.encode() + b"/") or b"gpufleet_lab.gpu_simulator" in cmd[:3]
+        ours = (any(cmd[0].startswith(d.encode() + b"/") for d in (settings.BIN, settings.CONTROLLER_BIN))
+                or any(m in cmd[:3] for m in (b"gpufleet_lab.gpu_simulator", b"gpufleet_lab.pod_host")))
+        if not ours and cmd[0].startswith(b"/.lab/bin/"):  # a played controller, chrooted in a pod root
+            try:
+                ours = os.readlink("/proc/%s/root" % entry).startswith(settings.RUN + "/")
+            except OSError:
+                ours = False
+            if ours:
+                out.append((int(entry), cmd[0].decode(errors="replace")))
+            continue
         if ours and any(run_dir in arg for arg in cmd[1:]):
             out.append((int(entry), cmd[0].decode(errors="replace")))
     return out

@@ -24,6 +24,7 @@ KWOK_VERSION = VERSIONS["KWOK_VERSION"]
 
 CACHE = os.path.expanduser(os.environ.get("GPUFLEET_LAB_CACHE", "~/.cache/gpufleet/lab"))
 BIN = os.path.join(CACHE, "v" + KUBE_VERSION, "bin")
+CONTROLLER_BIN = os.path.join(CACHE, "controllers", "bin")  # lab/build.sh ctrl_bin
 RUN = os.path.expanduser(os.environ.get("GPUFLEET_LAB_RUN", os.path.join(CACHE, "run")))
 CHARTS = os.path.join(CACHE, "charts")
 SHARED = os.path.expanduser(os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(REPO_ROOT), "shared")))
@@ -38,6 +39,8 @@ PORTS = {
     "controller-manager": int(os.environ.get("GPUFLEET_LAB_KCM_PORT", "20257")),
     "scheduler": int(os.environ.get("GPUFLEET_LAB_SCHED_PORT", "20259")),
     "kwok": int(os.environ.get("GPUFLEET_LAB_KWOK_PORT", "20247")),
+    # the GPU simulator's DCGM-exporter-style metrics (http://127.0.0.1:<port>/metrics)
+    "dcgm": int(os.environ.get("GPUFLEET_LAB_DCGM_PORT", "20248")),
 }
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"

@@ -9,6 +9,7 @@ development environment; it is implemented but untested there.)
 import glob
 import hashlib
 import os
+import re
 import urllib.request
 
 from . import settings
@@ -71,7 +72,50 @@ def root(verify=False):
 
 
 def crd_dirs():
-    return sorted(glob.glob(os.path.join(root(), "*", "*", "crds")))
+    """<root>/<component>/<version>/crds of the pinned components (not the real chart folders in charts/)."""
+    return sorted(d for d in glob.glob(os.path.join(root(), "*", "*", "crds"))
+                  if os.path.relpath(d, root()).split(os.sep)[0] not in ("charts", "src"))
+
+
+_DOC = re.compile(r"^---[^\n]*$", re.M)
+_CRD_KIND = re.compile(r"^kind:\s*[\"']?CustomResourceDefinition[\"']?\s*$", re.M)
+_GROUP = re.compile(r"^[ ]+group:\s*[\"']?([A-Za-z0-9.-]+)[\"']?\s*$", re.M)
+_PLURAL = re.compile(r"^[ ]+plural:\s*[\"']?([a-z0-9-]+)[\"']?\s*$", re.M)
+_META_NAME = re.compile(r"^metadata:\n(?:[ ].*\n|\{\{.*\n)*?  name:\s*[\"']?([a-z0-9.-]+)[\"']?\s*$", re.M)
+
+
+def crd_names(text):
+    """Names (<plural>.<group>) of the CustomResourceDefinitions in a YAML text, or a chart template of one
+    (read without rendering: spec.group and spec.names.plural are literal in every pinned chart)."""
+    names = []
+    for doc in _DOC.split(text):
+        if not _CRD_KIND.search(doc):
+            continue
+        group, plural = _GROUP.search(doc), _PLURAL.search(doc)
+        if group and plural:
+            names.append("%s.%s" % (plural.group(1), group.group(1)))
+            continue
+        meta = _META_NAME.search(doc)
+        if meta:
+            names.append(meta.group(1))
+    return names
+
+
+_NAMES_CACHE = {}
+
+
+def crd_files():
+    """[(path, [CRD names])] of every upstream CRD file the lab may pre-install, in crd_dirs() order."""
+    out = []
+    for d in crd_dirs():
+        for path in sorted(glob.glob(os.path.join(d, "*.yaml"))):
+            st = os.stat(path)
+            key = (path, st.st_size, st.st_mtime_ns)
+            if key not in _NAMES_CACHE:
+                with open(path, encoding="utf-8") as fh:
+                    _NAMES_CACHE[key] = crd_names(fh.read())
+            out.append((path, list(_NAMES_CACHE[key])))
+    return out
 
 
 def values_file(component, chart):
