@@ -24,6 +24,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.gpufleet.platform.plugins.module_utils.quantity import canonical
+
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
 KUEUE_CONFIG_API = "config.kueue.x-k8s.io/v1beta2"
 VOLCANO_API = "scheduling.volcano.sh/v1beta1"
@@ -225,11 +227,11 @@ def _gpu_group(team):
         resources = []
         for res in covered:
             entry = _entry(quotas[pool].get(res, {"nominal": 0}))
-            item = {"name": res, "nominalQuota": entry["nominal"]}
+            item = {"name": res, "nominalQuota": canonical(entry["nominal"])}
             if entry.get("borrowing_limit") is not None:
-                item["borrowingLimit"] = entry["borrowing_limit"]
+                item["borrowingLimit"] = canonical(entry["borrowing_limit"])
             if entry.get("lending_limit") is not None:
-                item["lendingLimit"] = entry["lending_limit"]
+                item["lendingLimit"] = canonical(entry["lending_limit"])
             resources.append(item)
         flavors.append({"name": pool, "resources": resources})
     return {"coveredResources": covered, "flavors": flavors} if covered else None
@@ -243,8 +245,8 @@ def cluster_queues(plan, default_cpu, default_memory):
     out = []
     for team in _teams(plan):
         cpu_group = {"coveredResources": ["cpu", "memory"], "flavors": [{"name": CPU_FLAVOR, "resources": [
-            {"name": "cpu", "nominalQuota": str(team.get("cpu") or default_cpu)},
-            {"name": "memory", "nominalQuota": str(team.get("memory") or default_memory)}]}]}
+            {"name": "cpu", "nominalQuota": canonical(team.get("cpu") or default_cpu)},
+            {"name": "memory", "nominalQuota": canonical(team.get("memory") or default_memory)}]}]}
         groups = [cpu_group]
         gpu = _gpu_group(team)
         if gpu:

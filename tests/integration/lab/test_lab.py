@@ -108,17 +108,18 @@ def test_upstream_crds_established(lab):
 
 
 def test_custom_resource_validated_by_real_schema(lab, namespace):
-    """A Kueue ResourceFlavor (storage v1beta2) is accepted; an invalid one is rejected by the CRD schema."""
+    """A PrometheusRule (a CRD the lab pre-installs from the monitoring chart's crds/) is accepted; an invalid
+    one is rejected by the CRD schema (422). Kueue's CRDs are not pre-installed: the real kueue chart ships them
+    as templates, so they exist once the kueue role has run (test_scheduling.py covers its webhook)."""
     from kubernetes.client.rest import ApiException
-    body = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
-            "metadata": {"name": "lab-test-" + namespace[-6:]},
-            "spec": {"nodeLabels": {"gpufleet.io/pool": "a100"}}}
-    lab.custom.create_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "resourceflavors", body)
-    lab.custom.delete_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "resourceflavors", body["metadata"]["name"])
-    bad = dict(body, spec={"nodeLabels": "not-a-map"})
+    body = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "lab-test", "namespace": namespace},
+            "spec": {"groups": [{"name": "g", "rules": [{"record": "lab:test", "expr": "vector(1)"}]}]}}
+    lab.custom.create_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "prometheusrules", body)
+    bad = dict(body, metadata={"name": "lab-test-bad", "namespace": namespace}, spec={"groups": "not-a-list"})
     with pytest.raises(ApiException) as err:
-        lab.custom.create_cluster_custom_object("kueue.x-k8s.io", "v1beta2", "resourceflavors", bad)
-    assert err.value.status == 422
+        lab.custom.create_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "prometheusrules", bad)
+    assert err.value.status == 422, err.value.body
 
 
 # ------------------------------------------------------------------------------------ nodes
@@ -350,16 +351,21 @@ def test_time_slicing_replicas(lab, put_configmap):
     assert capacity(lab, node)["nvidia.com/gpu"] == "0"
 
 
-def test_stand_in_gpu_operator_chart_and_cluster_policy_ready(lab):
-    """The stand-in chart installs with Helm from its local path; the simulator marks the ClusterPolicy ready."""
+def test_gpu_operator_chart_and_cluster_policy_ready(lab):
+    """The gpu-operator chart installs with Helm from the mirror and its ClusterPolicy becomes ready: set by the
+    real operator when the chart is real (test_gpu_operator.py), by the simulator while it is a stand-in."""
     index_path = os.path.join(settings.CHARTS, "charts.yml")
     with open(index_path) as fh:
         index = yaml.safe_load(fh)
     chart = index["charts"]["gpu-operator"]
     with open(os.path.join(chart["path"], "Chart.yaml")) as fh:
         meta = yaml.safe_load(fh)
-    assert meta["version"] == "v26.7.0" and meta["annotations"]["gpufleet.io/stand-in"] == "true"
-    assert "STAND-IN" in meta["description"]
+    stand_in = chart.get("stand_in", True)
+    assert meta["version"] == "v26.7.0"
+    if stand_in:
+        assert meta["annotations"]["gpufleet.io/stand-in"] == "true" and "STAND-IN" in meta["description"]
+    else:
+        assert "gpufleet.io/stand-in" not in (meta.get("annotations") or {}) and "STAND-IN" not in meta["description"]
     helm = [settings.binary("helm"), "--kubeconfig", settings.KUBECONFIG]
     existing = lab.custom.list_cluster_custom_object("nvidia.com", "v1", "clusterpolicies")["items"]
     release = None
@@ -379,7 +385,7 @@ def test_stand_in_gpu_operator_chart_and_cluster_policy_ready(lab):
         if release:
             dep = lab.apps.read_namespaced_deployment("gpu-operator", ns)
             assert dep.status.available_replicas == 1
-            assert dep.spec.template.spec.containers[0].image == "registry.invalid/stand-in:0"
+            assert (dep.spec.template.spec.containers[0].image == "registry.invalid/stand-in:0") == stand_in
     finally:
         if release:
             subprocess.run(helm + ["uninstall", release, "-n", ns, "--wait"], check=False, capture_output=True)

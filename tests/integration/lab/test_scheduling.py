@@ -1,10 +1,9 @@
 """The scheduling layer (roles kueue and volcano) against the lab's real API server and upstream CRDs.
 
-Every object the roles render is accepted by kube-apiserver v1.35.4 against the unmodified Kueue v0.19.2
-and Volcano v1.15.1 CRDs. The charts are the lab's STAND-INs (upstream name, version, values keys and
-CRDs; inert controller Deployments): no Kueue or Volcano controller runs here, so admission of
-workloads, quota enforcement, preemption and Volcano's queue webhooks cannot be shown in the lab; the
-tests check what the API server holds.
+The kueue chart is the real upstream chart and the real Kueue v0.19.2 controller plays its pod
+(lab/gpufleet_lab/pod_host.py): its webhooks default and validate every object the role applies, and
+its controller makes the ClusterQueues Active. Volcano follows the same path once its controllers are
+built (lab/gpufleet_lab/controllers.py); until then its chart is the lab's STAND-IN.
 """
 import json
 import os
@@ -109,24 +108,27 @@ def test_kueue_objects_and_quotas(lab, sched):
     assert sorted(cqs) == sorted([research, inference, interns])
     for cq in cqs.values():
         assert cq["spec"]["cohortName"] == cluster
+        # set by the real Kueue controller: flavors exist and the queue can admit
+        active = [c for c in (cq.get("status") or {}).get("conditions") or [] if c["type"] == "Active"]
+        assert active and active[0]["status"] == "True", (cq["metadata"]["name"], cq.get("status"))
         assert cq["spec"]["queueingStrategy"] == "StrictFIFO"
         assert cq["spec"]["preemption"]["withinClusterQueue"] == "LowerPriority"
 
     def quotas(name):
         gpu = cqs[name]["spec"]["resourceGroups"][1]
-        return {(f["name"], r["name"]): r for f in gpu["flavors"] for r in f["resources"] if r["nominalQuota"]}
+        return {(f["name"], r["name"]): r for f in gpu["flavors"] for r in f["resources"] if r["nominalQuota"] != "0"}
 
     # the numbers config.yml says, and they fit the pools (capacity from the plan: 2 nodes each)
     assert quotas(research) == {
-        ("a100", "nvidia.com/gpu"): {"name": "nvidia.com/gpu", "nominalQuota": 12, "borrowingLimit": 4,
-                                     "lendingLimit": 4},
-        ("h100", "nvidia.com/mig-1g.10gb"): {"name": "nvidia.com/mig-1g.10gb", "nominalQuota": 64}}
-    assert quotas(inference)[("h100", "nvidia.com/mig-1g.10gb")]["lendingLimit"] == 16
-    assert quotas(inference)[("l40s", "nvidia.com/gpu")]["nominalQuota"] == 24
+        ("a100", "nvidia.com/gpu"): {"name": "nvidia.com/gpu", "nominalQuota": "12", "borrowingLimit": "4",
+                                     "lendingLimit": "4"},
+        ("h100", "nvidia.com/mig-1g.10gb"): {"name": "nvidia.com/mig-1g.10gb", "nominalQuota": "64"}}
+    assert quotas(inference)[("h100", "nvidia.com/mig-1g.10gb")]["lendingLimit"] == "16"
+    assert quotas(inference)[("l40s", "nvidia.com/gpu")]["nominalQuota"] == "24"
     totals = {}
     for name in cqs:
         for (flavor, res), quota in quotas(name).items():
-            totals[(flavor, res)] = totals.get((flavor, res), 0) + quota["nominalQuota"]
+            totals[(flavor, res)] = totals.get((flavor, res), 0) + int(quota["nominalQuota"])
     # a100: 2 nodes x 8 GPUs; h100: 2 x 8 GPUs x 7 1g.10gb; l40s: 2 x 4 GPUs x 4 time-slice replicas
     assert totals == {("a100", "nvidia.com/gpu"): 16, ("h100", "nvidia.com/mig-1g.10gb"): 112,
                       ("l40s", "nvidia.com/gpu"): 32}
@@ -193,24 +195,39 @@ def test_chart_values_contract(lab, sched, release, namespace, component, versio
         assert "reclaim" in conf["actions"]
 
 
-def test_job_with_queue_label_is_accepted(lab, sched):
-    """The API server accepts a Job for the team's LocalQueue. Admission (unsuspending it against the
-    ClusterQueue's quota) is Kueue's controller's work, which the lab cannot run: the Job is created
-    suspended, as Kueue's webhook would leave it, and stays so."""
+def test_job_is_admitted_by_kueue_and_lands_on_its_flavor(lab, sched):
+    """What a team relies on: a Job submitted unsuspended to the team's LocalQueue is suspended by Kueue's
+    webhook, gets a Workload that the real Kueue controller admits against the ClusterQueue's quota in the
+    a100 flavor, is unsuspended with the flavor's node labels, and its pod runs on an A100 node."""
+    import time
     from kubernetes import client
     research = sched["teams"][0]
     batch = client.BatchV1Api(lab.api_client)
     job = {"apiVersion": "batch/v1", "kind": "Job",
            "metadata": {"name": "train", "labels": {"kueue.x-k8s.io/queue-name": "default",
                                                     "kueue.x-k8s.io/priority-class": research}},
-           "spec": {"suspend": True, "template": {"spec": {
+           "spec": {"template": {"spec": {
                "restartPolicy": "Never",
                "containers": [{"name": "train", "image": "registry.invalid/train:0",
                                "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}
     created = batch.create_namespaced_job(research, job)
     try:
-        assert created.metadata.labels["kueue.x-k8s.io/queue-name"] == "default"
-        assert created.spec.suspend is True
+        assert created.spec.suspend is True  # Kueue's mutating webhook holds it until admission
+        deadline, admitted, pods = time.time() + 90, None, []
+        while time.time() < deadline:
+            wls = lab.custom.list_namespaced_custom_object(*KUEUE, research, "workloads")["items"]
+            admitted = next((w for w in wls if any(c["type"] == "Admitted" and c["status"] == "True"
+                                                   for c in (w.get("status") or {}).get("conditions") or [])), None)
+            pods = lab.core.list_namespaced_pod(research, label_selector="job-name=train").items
+            if admitted and pods and pods[0].spec.node_name:
+                break
+            time.sleep(1)
+        assert admitted, "no Admitted Workload for the Job: %s" % wls
+        assignment = admitted["status"]["admission"]["podSetAssignments"][0]
+        assert assignment["flavors"] == {"nvidia.com/gpu": "a100"}
+        assert admitted["status"]["admission"]["clusterQueue"] == research
+        assert pods and pods[0].spec.node_name in ("lab-a100-1", "lab-a100-2"), [p.spec.node_name for p in pods]
+        assert pods[0].spec.node_selector.get("gpufleet.io/pool") == "a100"
     finally:
         batch.delete_namespaced_job("train", research, propagation_policy="Background")
 
@@ -258,4 +275,4 @@ def test_bad_input_stops_before_any_change(lab, sched, tmp_path):
     assert result.changed == 0
     cqs = {k[1]: v for k, v in _list(lab, *KUEUE, "clusterqueues", sched["cluster"]).items()}
     gpu = cqs[sched["teams"][2]]["spec"]["resourceGroups"][1]["flavors"]
-    assert {f["name"]: f["resources"][0]["nominalQuota"] for f in gpu}["a100"] == 4
+    assert {f["name"]: f["resources"][0]["nominalQuota"] for f in gpu}["a100"] == "4"

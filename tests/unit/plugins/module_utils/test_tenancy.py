@@ -40,7 +40,7 @@ def test_flavors_one_per_pool_plus_cpu(plan):
 
 
 def test_cluster_queue_quotas_match_config(plan):
-    cqs = by_name(tenancy.cluster_queues(plan, "1000", "4Ti"), "ClusterQueue")
+    cqs = by_name(tenancy.cluster_queues(plan, "1k", "4Ti"), "ClusterQueue")
     research = cqs["research"]["spec"]
     assert research["cohortName"] == "gpufleet"
     assert research["queueingStrategy"] == "BestEffortFIFO"
@@ -51,10 +51,11 @@ def test_cluster_queue_quotas_match_config(plan):
                                               {"name": "memory", "nominalQuota": "2Ti"}]
     assert gpu["coveredResources"] == ["nvidia.com/gpu", "nvidia.com/mig-1g.10gb", "nvidia.com/mig-3g.40gb"]
     flavors = {f["name"]: {r["name"]: r for r in f["resources"]} for f in gpu["flavors"]}
-    assert flavors["a100"]["nvidia.com/gpu"] == {"name": "nvidia.com/gpu", "nominalQuota": 12, "borrowingLimit": 4,
-                                                 "lendingLimit": 4}
-    assert flavors["h100-mig"]["nvidia.com/mig-3g.40gb"]["nominalQuota"] == 6
-    assert flavors["h100-mig"]["nvidia.com/gpu"]["nominalQuota"] == 0
+    # quantities in the API server's canonical string form (what Kueue's webhook stores back)
+    assert flavors["a100"]["nvidia.com/gpu"] == {"name": "nvidia.com/gpu", "nominalQuota": "12", "borrowingLimit": "4",
+                                                 "lendingLimit": "4"}
+    assert flavors["h100-mig"]["nvidia.com/mig-3g.40gb"]["nominalQuota"] == "6"
+    assert flavors["h100-mig"]["nvidia.com/gpu"]["nominalQuota"] == "0"
     # every flavor lists every covered resource, in order (a CRD rule)
     for flavor in gpu["flavors"]:
         assert [r["name"] for r in flavor["resources"]] == gpu["coveredResources"]
