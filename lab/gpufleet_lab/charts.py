@@ -33,7 +33,7 @@ from . import procs, settings, upstream
 
 # Charts whose REAL upstream chart the lab installs (from $GPUFLEET_SHARED/upstream/charts/<name>-<version>);
 # every other chart of STAND_INS stays a stand-in. Add a name once the lab plays that chart's controllers.
-REAL_CHARTS = {"gpu-operator", "kueue"}
+REAL_CHARTS = {"gpu-operator", "kueue", "volcano"}
 
 # name -> spec. crds: upstream component whose crds/ go into the chart. values: (component, file stem).
 STAND_INS = {

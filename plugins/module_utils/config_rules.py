@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - reported by validate()
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_schema, versions
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, serving
+from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, quantity, serving, tenancy
 
 KNOWN_DEFAULT_SECRETS = frozenset([
     "admin", "prom-operator", "deepops", "cns-stack", "password", "changeme", "change-me", "secret",
@@ -595,6 +595,61 @@ def _scheduling_issues(config, teams):
             yield ConfigIssue("teams[%d].volcano.parent" % i, "hierarchical queues need Volcano's capacity plugin "
                               "(enableHierarchy); replace proportion with capacity in "
                               "services.volcano.scheduler_plugins", parent, True)
+    if isinstance(plugins, list) and "capacity" in plugins:
+        yield from _volcano_hierarchy_issues(teams)
+
+
+def _volcano_hierarchy_issues(teams):
+    """Volcano's queue webhook (v1.15) refuses a child queue whose parent does not cover it: the children's
+    deserved and guarantee add up to at most the parent's, and a child's capability is at most its nearest
+    ancestor's. Found here, before anything is applied, with the key to change."""
+    by_name = dict((t.get("name"), (i, t)) for i, t in teams if isinstance(t.get("name"), str))
+    parent_of = dict((name, _dict(t.get("volcano")).get("parent")) for name, (_i, t) in by_name.items())
+    try:
+        res = dict((name, tuple(dict((r, quantity.parse(n)[0]) for r, n in part.items())
+                                for part in tenancy.volcano_queue_resources(t)))
+                   for name, (_i, t) in by_name.items())
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return  # malformed quotas are reported by the schema and the quota rules
+
+    def amount(value):
+        return value
+    for parent in sorted(p for p in set(parent_of.values()) if isinstance(p, str) and p in by_name):
+        children = sorted(n for n, p in parent_of.items() if p == parent)
+        for kind, idx in (("deserved", 0), ("guarantee", 1)):
+            total = {}
+            for child in children:
+                for r, n in res[child][idx].items():
+                    total[r] = total.get(r, 0) + amount(n)
+            for r, n in sorted(total.items()):
+                have = amount(res[parent][idx].get(r, 0))
+                if n > have:
+                    fix = ("raise the nominal quota of '%s' for %s or lower its lending_limit" if kind == "guarantee"
+                           else "raise the quota of '%s' for %s") % (parent, r)
+                    yield ConfigIssue(
+                        "teams[%d].volcano.parent" % by_name[children[-1]][0],
+                        "Volcano hierarchical queues: the children of '%s' (%s) have %s %s = %s in total but '%s' "
+                        "has %s; a parent queue must cover its children: %s, or lower the children's"
+                        % (parent, ", ".join(children), kind, r, _num(n), parent, _num(have), fix), parent, True)
+    for child, parent in sorted(parent_of.items()):
+        for r, n in sorted(res[child][2].items()):
+            node, seen = parent, set()
+            while isinstance(node, str) and node in by_name and node not in seen:
+                seen.add(node)
+                if r in res[node][2]:
+                    if amount(n) > amount(res[node][2][r]):
+                        yield ConfigIssue(
+                            "teams[%d].volcano.parent" % by_name[child][0],
+                            "Volcano hierarchical queues: '%s' may borrow up to %s %s (capability) but its ancestor "
+                            "'%s' only %s; lower the borrowing_limit of '%s' or raise that of '%s'" % (
+                                child, _num(amount(n)), r, node, _num(amount(res[node][2][r])), child, node),
+                            parent, True)
+                    break
+                node = parent_of.get(node)
+
+
+def _num(value):
+    return str(int(value)) if value == int(value) else str(float(value))
 
 
 def _slurm_split_issues(config, ctx, sets):

@@ -366,39 +366,51 @@ def volcano_plugins(plan):
     return list(plan["services"]["volcano"].get("scheduler_plugins") or VOLCANO_DEFAULT_PLUGINS)
 
 
+def volcano_queue_resources(team, capacity_plugin=True):
+    """(deserved, guarantee, capability) of a team's Volcano Queue, numbers and quantity strings as in config.
+
+    Volcano has no flavors: a team's GPU quotas are summed per resource name over its pools.
+    deserved = nominal (capacity plugin); guarantee = nominal - lending_limit (what is never lent);
+    capability = nominal + borrowing_limit when every pool bounds borrowing for that resource."""
+    deserved, guarantee, capability, unbounded = {}, {}, {}, set()
+    for _pool, resources in sorted((team.get("quotas") or {}).items()):
+        for res, value in sorted(resources.items()):
+            entry = _entry(value)
+            _add(deserved, res, entry["nominal"])
+            if entry.get("lending_limit") is not None:
+                _add(guarantee, res, entry["nominal"] - entry["lending_limit"])
+            if entry.get("borrowing_limit") is None:
+                unbounded.add(res)
+            else:
+                _add(capability, res, entry["nominal"] + entry["borrowing_limit"])
+    capability = dict((res, n) for res, n in capability.items() if res not in unbounded)
+    for key in ("cpu", "memory"):
+        if team.get(key):
+            deserved[key] = str(team[key])
+    guarantee = dict((res, n) for res, n in guarantee.items() if n > 0)
+    return (deserved if capacity_plugin else {}), guarantee, capability
+
+
+def _quantities(resources):
+    return dict((res, canonical(n)) for res, n in sorted(resources.items()))
+
+
 def volcano_queues(plan):
-    """One Volcano Queue per team. Volcano has no flavors: a team's GPU quotas are summed per resource name
-    over its pools. deserved = nominal (capacity plugin); guarantee = nominal - lending_limit (what is never
-    lent); capability = nominal + borrowing_limit when every pool bounds borrowing for that resource."""
+    """One Volcano Queue per team (volcano_queue_resources), quantities in the API server's form."""
     plugins = volcano_plugins(plan)
     capacity_plugin = "capacity" in plugins
     hierarchy = _hierarchical(plan)
     out = []
     for team in _teams(plan):
-        deserved, guarantee, capability, unbounded = {}, {}, {}, set()
-        for _pool, resources in sorted((team.get("quotas") or {}).items()):
-            for res, value in sorted(resources.items()):
-                entry = _entry(value)
-                _add(deserved, res, entry["nominal"])
-                if entry.get("lending_limit") is not None:
-                    _add(guarantee, res, entry["nominal"] - entry["lending_limit"])
-                if entry.get("borrowing_limit") is None:
-                    unbounded.add(res)
-                else:
-                    _add(capability, res, entry["nominal"] + entry["borrowing_limit"])
-        capability = {res: n for res, n in capability.items() if res not in unbounded}
-        for key in ("cpu", "memory"):
-            if team.get(key):
-                deserved[key] = str(team[key])
+        deserved, guarantee, capability = volcano_queue_resources(team, capacity_plugin)
         vol = team.get("volcano") or {}
         spec = {"weight": vol.get("weight", 1), "reclaimable": vol.get("reclaimable", True)}
         if capability:
-            spec["capability"] = capability
-        guarantee = {res: n for res, n in guarantee.items() if n > 0}
+            spec["capability"] = _quantities(capability)
         if guarantee:
-            spec["guarantee"] = {"resource": guarantee}
-        if capacity_plugin and deserved:
-            spec["deserved"] = deserved
+            spec["guarantee"] = {"resource": _quantities(guarantee)}
+        if deserved:
+            spec["deserved"] = _quantities(deserved)
         if hierarchy and vol.get("parent"):
             spec["parent"] = vol["parent"]
         out.append({"apiVersion": VOLCANO_API, "kind": "Queue",

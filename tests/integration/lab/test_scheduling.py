@@ -42,10 +42,11 @@ def sched(lab, tmp_path_factory):
          "quotas": {"a100": {"nvidia.com/gpu": {"nominal": 12, "borrowing_limit": 4, "lending_limit": 4}},
                     "h100": {"nvidia.com/mig-1g.10gb": 64}}},
         {"name": inference, "namespace": "s%s-serving" % suffix, "priority": 2000,
-         "volcano": {"weight": 2, "parent": research},
+         "volcano": {"weight": 2},
          "quotas": {"l40s": {"nvidia.com/gpu": 24}, "h100": {"nvidia.com/mig-1g.10gb": {"nominal": 32,
                                                                                        "lending_limit": 16}}}},
-        {"name": interns, "priority": 10, "delete_namespace_on_removal": True,
+        # a child queue its parent covers (Volcano's webhook refuses one it does not)
+        {"name": interns, "priority": 10, "delete_namespace_on_removal": True, "volcano": {"parent": research},
          "quotas": {"a100": {"nvidia.com/gpu": 4}, "l40s": {"nvidia.com/gpu": 8},
                     "h100": {"nvidia.com/mig-1g.10gb": 16}}},
     ]
@@ -147,15 +148,26 @@ def test_kueue_objects_and_quotas(lab, sched):
 
 
 def test_volcano_queues(lab, sched):
+    """The Queues the role applies pass Volcano's real queue webhook (hierarchy covered) and the real
+    Volcano controller opens them."""
+    import time
     research, inference, interns = sched["teams"]
-    queues = {k[1]: v["spec"] for k, v in _list(lab, *VOLCANO, "queues", sched["cluster"]).items()}
+    deadline = time.time() + 60
+    while True:
+        objs = _list(lab, *VOLCANO, "queues", sched["cluster"])
+        states = {k[1]: (v.get("status") or {}).get("state") for k, v in objs.items()}
+        if all(state == "Open" for state in states.values()) or time.time() > deadline:
+            break
+        time.sleep(1)
+    assert states == {research: "Open", inference: "Open", interns: "Open"}
+    queues = {k[1]: v["spec"] for k, v in objs.items()}
     assert sorted(queues) == sorted([research, inference, interns])
     assert queues[research]["weight"] == 4
-    assert queues[research]["capability"] == {"nvidia.com/gpu": 16}
-    assert queues[research]["guarantee"] == {"resource": {"nvidia.com/gpu": 8}}
-    assert queues[research]["deserved"]["nvidia.com/mig-1g.10gb"] == 64
-    assert queues[inference]["parent"] == research
-    assert queues[inference]["guarantee"] == {"resource": {"nvidia.com/mig-1g.10gb": 16}}
+    assert queues[research]["capability"] == {"nvidia.com/gpu": "16"}
+    assert queues[research]["guarantee"] == {"resource": {"nvidia.com/gpu": "8"}}
+    assert queues[research]["deserved"]["nvidia.com/mig-1g.10gb"] == "64"
+    assert queues[interns]["parent"] == research
+    assert queues[inference]["guarantee"] == {"resource": {"nvidia.com/mig-1g.10gb": "16"}}
     assert queues[interns]["reclaimable"] is True
 
 

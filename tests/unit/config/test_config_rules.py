@@ -75,6 +75,14 @@ def test_defaults_are_filled(example):
     assert plan["scheduling"]["allow_overcommit"] is False
 
 
+def test_volcano_hierarchy_a_parent_covers_is_valid(example):
+    config = copy.deepcopy(example)
+    config["services"]["volcano"].update(enabled=True, scheduler_plugins=["gang", "capacity"])
+    config["teams"][1]["quotas"] = {"h100-mig": {"nvidia.com/mig-1g.10gb": {"nominal": 4, "borrowing_limit": 4}}}
+    config["teams"][0]["quotas"]["h100-mig"]["nvidia.com/mig-1g.10gb"] = {"nominal": 4, "borrowing_limit": 8}
+    config_rules.validate(config)
+
+
 def test_overcommit_allowed_when_declared(example):
     config = copy.deepcopy(example)
     config["teams"][2]["quotas"]["a100"]["nvidia.com/gpu"] = 40
@@ -309,6 +317,21 @@ BAD = [
      "its own parent"),
     ("volcano-parent-cycle", _set(["teams", 0, "volcano", "parent"], "inference"), "teams[1].volcano.parent",
      "cycle"),
+    # Volcano's queue webhook refuses children a parent does not cover (capacity plugin, hierarchical queues)
+    ("volcano-hierarchy-deserved", _all(_set(["services", "volcano", "enabled"], True),
+                                        _set(["services", "volcano", "scheduler_plugins"], ["gang", "capacity"])),
+     "teams[1].volcano.parent", "the children of 'research' (inference) have deserved nvidia.com/gpu = 16 in total "
+     "but 'research' has 12"),
+    ("volcano-hierarchy-guarantee", _all(
+        _set(["services", "volcano", "enabled"], True), _set(["services", "volcano", "scheduler_plugins"], ["capacity"]),
+        _set(["teams", 1, "quotas"], {"h100-mig": {"nvidia.com/mig-1g.10gb": {"nominal": 4, "lending_limit": 0}}})),
+     "teams[1].volcano.parent", "have guarantee nvidia.com/mig-1g.10gb = 4 in total but 'research' has 0"),
+    ("volcano-hierarchy-capability", _all(
+        _set(["services", "volcano", "enabled"], True), _set(["services", "volcano", "scheduler_plugins"], ["capacity"]),
+        _set(["teams", 1, "quotas"], {"a100": {"nvidia.com/gpu": {"nominal": 2, "borrowing_limit": 15}}}),
+        _set(["teams", 2, "quotas", "a100", "nvidia.com/gpu"], 2)),
+     "teams[1].volcano.parent", "'inference' may borrow up to 17 nvidia.com/gpu (capability) but its ancestor "
+     "'research' only 16"),
     # --- services ---
     ("kserve-without-cert-manager", _all(_set(["services", "kserve", "enabled"], True),
                                          _set(["services", "cert_manager", "enabled"], False)),
