@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 
-from . import charts, control_plane, kwok_config, nodes, pki, procs, settings, upstream
+from . import charts, control_plane, controllers, kwok_config, nodes, pki, procs, settings, upstream
 
 ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "gpu-simulator", "pod-host")
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "helm")
@@ -226,6 +226,7 @@ def check_binaries():
     if missing:
         raise procs.LabError("missing lab binaries in %s: %s. Run `make lab-build` first."
                              % (settings.BIN, ", ".join(missing)))
+    controllers.check_binaries(charts.REAL_CHARTS)
 
 
 def up(config_path, timeout=120, quiet=False):

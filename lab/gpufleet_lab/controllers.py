@@ -124,7 +124,8 @@ def gpu_operator_home():
 
 
 def _gpu_operator_mounts(pod):
-    """The state manifests at /opt/gpu-operator inside the pod, where the operator image has them."""
+    """The state manifests at /opt/gpu-operator inside the pod, where the operator image has them (the operator
+    reads those fixed paths: no flag or env variable moves them)."""
     from . import procs
     home = gpu_operator_home()
     for sub in ("state-driver", os.path.join("manifests", "state-driver")):
@@ -132,19 +133,6 @@ def _gpu_operator_mounts(pod):
             raise procs.LabError("GPU Operator state manifests missing: %s (run `bash lab/build.sh gpu-operator`)"
                                  % os.path.join(home, sub))
     return [(home, GPU_OPERATOR_OPT)]
-
-
-def _gpu_operator(pod, args):
-    """The chart's args (--leader-elect, zap flags); metrics and health on 127.0.0.1; the lease in the pod's
-    namespace (in a pod controller-runtime reads it from the ServiceAccount mount, which a process lacks)."""
-    args = set_flag(args, "--metrics-bind-address", local(pod, _port_of(flag_value(args, "--metrics-bind-address"), 8080)))
-    args = set_flag(args, "--health-probe-bind-address",
-                    local(pod, _port_of(flag_value(args, "--health-probe-bind-address"), 8081)))
-    elect = [a for a in args if a == "--leader-elect" or a.startswith("--leader-elect=")]  # a Go bool flag
-    if elect and elect[-1].lower() not in ("--leader-elect=false", "--leader-elect=0") \
-            and not flag_value(args, "--leader-elect-namespace"):
-        args.append("--leader-elect-namespace=%s" % pod.ns)
-    return args
 
 
 REGISTRY = [
@@ -156,7 +144,9 @@ REGISTRY = [
     Spec("kserve-llmisvc", ["llmisvc-controller"], "kserve-llmisvc", as_rendered),
     Spec("slurm-operator", ["slurm-operator"], "slurm-operator", as_rendered),
     Spec("slurm-operator-webhook", ["slurm-operator-webhook"], "slurm-operator-webhook", as_rendered),
-    Spec("gpu-operator", ["gpu-operator"], "gpu-operator", _gpu_operator, containers=["gpu-operator"],
+    # The chart's args as rendered (--leader-elect: the lease 53822513.nvidia.com in the pod's namespace, which
+    # controller-runtime reads from the ServiceAccount mount); the image's /opt/gpu-operator mounted read-only.
+    Spec("gpu-operator", ["gpu-operator"], "gpu-operator", as_rendered, containers=["gpu-operator"],
          mounts=_gpu_operator_mounts),
     Spec("volcano-scheduler", ["vc-scheduler"], "vc-scheduler", as_rendered),
     Spec("volcano-controller-manager", ["vc-controller-manager"], "vc-controller-manager", as_rendered),
@@ -174,6 +164,47 @@ def job_play(container):
     image = container.get("image", "").split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
     cmd = (container.get("command") or [""])[0]
     return JOB_PLAYS.get((image, os.path.basename(cmd)))
+
+
+# The controllers each real chart renders (lab-up refuses to start without them: the chart's pods would
+# never become Ready).
+CHART_BINARIES = {
+    "kueue": ["kueue"],
+    "volcano": ["vc-scheduler", "vc-controller-manager", "vc-webhook-manager"],
+    "cert-manager": ["cert-manager-controller", "cert-manager-webhook", "cert-manager-cainjector"],
+    "kserve-resources": ["kserve-manager"],
+    "kserve-llmisvc-resources": ["kserve-llmisvc"],
+    "slurm-operator": ["slurm-operator", "slurm-operator-webhook"],
+    "gpu-operator": ["gpu-operator"],
+}
+
+
+def check_binaries(real_charts, timeout=20):
+    """Every controller a real chart needs is built and starts (``--help`` exits by itself, not by a signal)."""
+    import subprocess
+    from . import procs
+    missing, broken = [], []
+    for chart in sorted(real_charts):
+        for name in CHART_BINARIES.get(chart, []):
+            path = binary(name)
+            if not os.access(path, os.X_OK):
+                missing.append("%s (chart %s)" % (name, chart))
+                continue
+            try:
+                res = subprocess.run([path, "--help"], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                                     check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                broken.append("%s: %s" % (name, exc))
+                continue
+            if res.returncode < 0 or not (res.stdout or res.stderr):
+                broken.append("%s: `%s --help` exited with status %d and printed nothing"
+                              % (name, path, res.returncode))
+    if missing:
+        raise procs.LabError("missing controller binaries in %s: %s. Run `make lab-build` first."
+                             % (controller_bin(), ", ".join(missing)))
+    if broken:
+        raise procs.LabError("controller binaries that do not start: %s. Rebuild with `make lab-build` "
+                             "(LAB_CLEAN_ALL=1 make lab-clean first)" % "; ".join(broken))
 
 
 def names():

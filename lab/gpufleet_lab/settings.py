@@ -24,9 +24,9 @@ KWOK_VERSION = VERSIONS["KWOK_VERSION"]
 
 CACHE = os.path.expanduser(os.environ.get("GPUFLEET_LAB_CACHE", "~/.cache/gpufleet/lab"))
 BIN = os.path.join(CACHE, "v" + KUBE_VERSION, "bin")
-CONTROLLER_BIN = os.path.join(CACHE, "controllers", "bin")  # lab/build.sh ctrl_bin
+CONTROLLER_BIN = os.path.expanduser(os.environ.get("GPUFLEET_LAB_CONTROLLER_BIN", os.path.join(CACHE, "controllers", "bin")))  # build.sh ctrl_bin
 RUN = os.path.expanduser(os.environ.get("GPUFLEET_LAB_RUN", os.path.join(CACHE, "run")))
-CHARTS = os.path.join(CACHE, "charts")
+CHARTS = os.path.expanduser(os.environ.get("GPUFLEET_LAB_CHARTS", os.path.join(CACHE, "charts")))
 SHARED = os.path.expanduser(os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(REPO_ROOT), "shared")))
 UPSTREAM = os.path.join(SHARED, "upstream")
 UPSTREAM_CACHE = os.path.join(CACHE, "upstream")  # fetched copies when ../shared is absent
