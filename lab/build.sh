@@ -22,8 +22,9 @@
 #   volcano          vc-scheduler, vc-controller-manager, vc-webhook-manager   source extract
 #   kserve           kserve-manager, kserve-llmisvc                            source extract
 #   slurm-operator   slurm-operator, slurm-operator-webhook                    source extract
-#   gpu-operator     gpu-operator (+ assets/ and manifests/ in
-#                    $CACHE/controllers/gpu-operator-v<VER>/, the operator's /opt/gpu-operator)
+#   gpu-operator     gpu-operator, and its state manifests laid out as in the operator image's
+#                    /opt/gpu-operator (assets/* at the top, manifests/ below) in
+#                    $CACHE/controllers/gpu-operator-v<VER>
 #   Source extracts: ${GPUFLEET_UPSTREAM_SRC:-$GPUFLEET_SHARED/upstream/src}/<project>-v<VER>
 #   (GPUFLEET_SHARED defaults to ../shared beside the repository). They are read-only: each build
 #   copies its extract to $CACHE/controllers/src first. A source build writes the marker
@@ -201,7 +202,7 @@ build_kueue() {
 CM_MAINS=(cmd/controller:cert-manager-controller cmd/webhook:cert-manager-webhook cmd/cainjector:cert-manager-cainjector)
 VCERT_X="vcert-v$CERT_MANAGER_VCERT_VERSION"
 VCERT_MOD=github.com/Venafi/vcert/v5
-vcert_from_src() { [ -d "$(extract "$VCERT_X")/pkg" ]; }  # else from the Go module proxy
+vcert_from_src() { [ -f "$(extract "$VCERT_X")/vcert.go" ] && [ -d "$(extract "$VCERT_X")/pkg" ]; }  # else the proxy
 
 build_cert_manager() {
   local x="$CM_X" d c gomod req u=github.com/cert-manager/cert-manager/pkg/util
@@ -242,14 +243,15 @@ VOLCANO_MAINS=(cmd/scheduler:vc-scheduler cmd/controller-manager:vc-controller-m
 KSERVE_MAINS=(cmd/manager:kserve-manager cmd/llmisvc:kserve-llmisvc)
 SLURM_MAINS=(cmd/manager:slurm-operator cmd/webhook:slurm-operator-webhook)
 GPU_OPERATOR_MAINS=(cmd/gpu-operator:gpu-operator)
-GPU_OPERATOR_HOME="$CTRL/gpu-operator-v$GPU_OPERATOR_VERSION"  # assets/ -> /opt/gpu-operator, manifests/ -> /opt/gpu-operator/manifests
+GPU_OPERATOR_HOME="$CTRL/gpu-operator-v$GPU_OPERATOR_VERSION"  # = the image's /opt/gpu-operator
 
 build_gpu_operator() {
   local x="gpu-operator-v$GPU_OPERATOR_VERSION" i=github.com/NVIDIA/gpu-operator/internal/info
   build_src "$x" "-X $i.version=v$GPU_OPERATOR_VERSION -X $i.gitCommit=$GPU_OPERATOR_COMMIT" "${GPU_OPERATOR_MAINS[@]}"
   rm -rf "$GPU_OPERATOR_HOME"; mkdir -p "$GPU_OPERATOR_HOME"
-  cp -R "$CTRL_SRC/$x/assets" "$CTRL_SRC/$x/manifests" "$GPU_OPERATOR_HOME/"
-  log "  gpu-operator state manifests: $GPU_OPERATOR_HOME/{assets,manifests}"
+  cp -R "$CTRL_SRC/$x/assets/." "$GPU_OPERATOR_HOME/"            # as the upstream Dockerfile:
+  cp -R "$CTRL_SRC/$x/manifests" "$GPU_OPERATOR_HOME/manifests"  # assets/* and manifests/ in /opt/gpu-operator
+  log "  gpu-operator state manifests (its /opt/gpu-operator): $GPU_OPERATOR_HOME"
 }
 
 # mark_of EXTRACT [SUB...] : marker content: the extract's pinned version and source hash
@@ -294,7 +296,7 @@ if want cert-manager; then
   need_src "$CM_X" "cert-manager source (cmd/controller, cmd/webhook and cmd/cainjector with their go.mod and go.sum: git archive v$CERT_MANAGER_VERSION of github.com/cert-manager/cert-manager; these modules are not on the Go module proxy)" "${CM_MAINS[@]%%:*}"
   vcert_from_src || go mod download "$VCERT_MOD@v$CERT_MANAGER_VCERT_VERSION" 2>/dev/null \
     || die "$(extract "$VCERT_X") not found, and the Go module proxy refuses $VCERT_MOD@v$CERT_MANAGER_VCERT_VERSION," \
-      "which cert-manager's controller needs: that folder must hold go.mod, go.sum, LICENSE and pkg/ of" \
+      "which cert-manager's controller needs: that folder must hold go.mod, go.sum, LICENSE, the top-level *.go and pkg/ of" \
       "git archive v$CERT_MANAGER_VCERT_VERSION of github.com/Venafi/vcert (set GPUFLEET_SHARED or GPUFLEET_UPSTREAM_SRC)"
 fi
 if want volcano; then
@@ -348,7 +350,9 @@ if want slurm-operator; then
   src_project slurm-operator "$SLURM_X" "$(mark_of "$SLURM_X")" "${SLURM_MAINS[@]#*:}" -- build_src "$SLURM_X" "" "${SLURM_MAINS[@]}"
 fi
 if want gpu-operator; then
-  if [ ! -d "$GPU_OPERATOR_HOME/assets" ] || [ ! -d "$GPU_OPERATOR_HOME/manifests" ]; then rm -f "$CTRL_BIN/.$GPU_X"; fi
+  if [ ! -d "$GPU_OPERATOR_HOME/state-driver" ] || [ ! -d "$GPU_OPERATOR_HOME/manifests/state-driver" ]; then
+    rm -f "$CTRL_BIN/.$GPU_X"
+  fi
   src_project gpu-operator "$GPU_X" "$(mark_of "$GPU_X")" "${GPU_OPERATOR_MAINS[@]#*:}" -- build_gpu_operator
 fi
 

@@ -15,7 +15,7 @@ LAB_PYTHON ?= $(VENV)/bin/python
 LAB_CONFIG ?= inventories/lab/config.yml
 LAB_CACHE ?= $(or $(GPUFLEET_LAB_CACHE),$(HOME)/.cache/gpufleet/lab)
 export GPUFLEET_LAB_CACHE := $(LAB_CACHE)
-LAB_APT_PACKAGES ?= ca-certificates git
+LAB_APT_PACKAGES ?= ca-certificates git iproute2 util-linux mount
 LAB_PY := $(LAB_PYTHON) lab/lab.py
 LAB_BIN = $(LAB_CACHE)/v$(shell sed -n 's/^KUBE_VERSION=//p' lab/versions.env)/bin
 

@@ -149,6 +149,9 @@ def start(name, argv, env=None, exe=None):
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True, env=full_env, cwd=settings.RUN)
     log.close()
+    previous = _CHILDREN.get(name)
+    if previous is not None:
+        previous.poll()  # reap an earlier process of the same name (a restarted controller), never a zombie
     _CHILDREN[name] = proc
     # Popen returns once exec has begun, but /proc/<pid>/cmdline is briefly empty until the kernel
     # has laid out the new program's arguments: a read_pid() in that window would take the process

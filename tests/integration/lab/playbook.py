@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BIN = os.path.dirname(sys.executable)
-LAB_CONFIG = os.path.join(ROOT, "inventories", "lab", "config.yml")
+# LAB_CONFIG: another config (e.g. a copy whose cluster.kubeconfig is a lab on other ports); conftest reads it too
+LAB_CONFIG = os.environ.get("LAB_CONFIG", os.path.join(ROOT, "inventories", "lab", "config.yml"))
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)", re.M)
 
 

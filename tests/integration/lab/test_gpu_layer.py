@@ -1,9 +1,10 @@
 """The GPU layer (playbooks/gpu.yml: gpu_operator, mig, gpu_sharing) against the lab.
 
-Real kube-apiserver with the upstream GPU Operator CRDs; the gpu-operator chart is the lab's STAND-IN
-(same values keys, renders the ClusterPolicy) and the GPU simulator plays MIG manager, device plugin and
-GFD. What the lab cannot show: real operands (driver, toolkit, DCGM exporter pods) and a real restart of
-the device plugin (the test creates an inert DaemonSet under the upstream name to see the restart patch).
+Real kube-apiserver with the upstream GPU Operator CRDs and, when the lab has built it, the real gpu-operator chart
+and operator (test_gpu_operator.py checks what only the operator does). The GPU simulator plays the hardware and
+what the operands would publish (MIG manager, device plugin, GFD, NFD labels). What the lab cannot show: a real
+restart of the device plugin process (the restart patch rolls the operator's DaemonSet; KWOK recreates its pods).
+Without the operator binary the test creates an inert DaemonSet under the upstream name to see the restart patch.
 """
 import copy
 import json
@@ -14,6 +15,7 @@ import time
 import pytest
 import yaml
 
+from gpufleet_lab import controllers
 from playbook import LAB_CONFIG, ansible_playbook, lab_bin
 
 PLAYBOOK = "playbooks/gpu.yml"
@@ -60,8 +62,22 @@ def _reset_layer(lab):
 
 
 def _stand_in_device_plugin(lab):
-    """An inert DaemonSet under the Operator's device-plugin name (selects no node), to observe restarts."""
+    """An inert DaemonSet under the Operator's device-plugin name (selects no node), to observe restarts.
+
+    With the real operator its own DaemonSet is there instead: only the role's restart annotation is removed,
+    so that the first converge restarts it again (the operator keeps the template annotations it did not set)."""
     from kubernetes.client.rest import ApiException
+    if controllers.match("gpu-operator", "gpu-operator", None) is not None:
+        try:
+            ds = lab.apps.read_namespaced_daemon_set(DP_DS, NS)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return
+        if HASH_ANN in (ds.spec.template.metadata.annotations or {}):
+            lab.apps.patch_namespaced_daemon_set(DP_DS, NS, {"spec": {"template": {"metadata": {
+                "annotations": {HASH_ANN: None}}}}})
+        return
     try:
         lab.core.create_namespace({"metadata": {"name": NS}})
     except ApiException as exc:

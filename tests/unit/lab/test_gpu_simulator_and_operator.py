@@ -87,43 +87,21 @@ def test_nfd_labels_the_operator_reads():
     assert ubuntu[nfd + "kernel-version.revision"] == "0"
 
 
-class _Pod:
-    ns = "gpu-operator"
-
-    def port(self, container_port):
-        return 31000 + container_port % 1000
-
-
-def test_gpu_operator_args_move_to_loopback_and_keep_leader_election(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    (home / "state-driver").mkdir(parents=True)
-    (home / "manifests" / "state-driver").mkdir(parents=True)
-    opt = tmp_path / "opt" / "gpu-operator"
+def test_gpu_operator_runs_as_rendered_with_the_image_state_manifests(tmp_path, monkeypatch):
+    spec = next(s for s in controllers.REGISTRY if s.name == "gpu-operator")
+    assert spec.binary == "gpu-operator" and spec.containers == ["gpu-operator"]
+    chart_args = ["--leader-elect", "--zap-time-encoding=epoch", "--zap-log-level=info"]
+    assert spec.argv(None, chart_args) == chart_args  # leader election and addresses as the chart renders them
+    home = tmp_path / "gpu-operator-v26.7.0"
     monkeypatch.setattr(controllers, "gpu_operator_home", lambda: str(home))
-    monkeypatch.setattr(controllers, "GPU_OPERATOR_OPT", str(opt))
-    args = controllers._gpu_operator(_Pod(), ["--leader-elect", "--zap-time-encoding=epoch", "--zap-log-level=info"])
-    assert args == ["--leader-elect", "--zap-time-encoding=epoch", "--zap-log-level=info",
-                    "--metrics-bind-address=127.0.0.1:31080", "--health-probe-bind-address=127.0.0.1:31081",
-                    "--leader-elect-namespace=gpu-operator"]
-    assert os.readlink(opt) == str(home)
-    off = controllers._gpu_operator(_Pod(), ["--leader-elect=false"])
-    assert not any(a.startswith("--leader-elect-namespace") for a in off)
-
-
-def test_gpu_operator_opt_is_never_taken_over(tmp_path):
-    home = tmp_path / "home"
+    with pytest.raises(procs.LabError, match="state manifests missing"):
+        spec.mounts(None)
     (home / "state-driver").mkdir(parents=True)
     (home / "manifests" / "state-driver").mkdir(parents=True)
-    other = tmp_path / "other"
-    other.mkdir()
-    opt = tmp_path / "gpu-operator"
-    os.symlink(str(other), str(opt))  # a stale link (another cache) is re-pointed
-    controllers.ensure_gpu_operator_opt(str(home), str(opt))
-    assert os.path.realpath(opt) == str(home)
-    real = tmp_path / "real"
-    real.mkdir()
-    with pytest.raises(procs.LabError, match="leaves it alone"):
-        controllers.ensure_gpu_operator_opt(str(home), str(real))
-    assert os.path.isdir(real) and not os.path.islink(real)
-    with pytest.raises(procs.LabError, match="state manifests missing"):
-        controllers.ensure_gpu_operator_opt(str(tmp_path / "not-built"), str(tmp_path / "x"))
+    assert spec.mounts(None) == [(str(home), "/opt/gpu-operator")]  # read-only bind mount in the pod root
+    # the image name the chart renders, behind an air-gap registry prefix, selects it (when the binary is built)
+    monkeypatch.setattr(controllers, "controller_bin", lambda: str(tmp_path))
+    (tmp_path / "gpu-operator").write_text("#!/bin/sh\n")
+    (tmp_path / "gpu-operator").chmod(0o755)
+    assert controllers.match("registry.invalid/gpufleet-lab/nvidia/gpu-operator:v26.7.0", "gpu-operator", None) is spec
+    assert controllers.match("registry.invalid/gpufleet-lab/nvidia/gpu-operator-validator:v26.7.0", "x", None) is None
