@@ -31,9 +31,23 @@ import yaml
 
 from . import procs, settings, upstream
 
-# Charts whose REAL upstream chart the lab installs (from $GPUFLEET_SHARED/upstream/charts/<name>-<version>);
-# every other chart of STAND_INS stays a stand-in. Add a name once the lab plays that chart's controllers.
-REAL_CHARTS = {"gpu-operator", "kueue", "volcano"}
+# Charts whose REAL upstream chart the lab installs (from $GPUFLEET_SHARED/upstream/charts/<name>-<version>),
+# with their controllers played by pod_host; every other chart of STAND_INS stays a stand-in.
+# kube-prometheus-stack is not among them: ../shared lacks its four subcharts (docs/lab.md).
+ALWAYS_REAL = {"gpu-operator", "nvidia-device-plugin", "dcgm-exporter", "kueue", "volcano"}
+# cert-manager builds only from source extracts (lab/build.sh); these charts need it (the KServe and Slinky
+# webhooks' serving certificates are cert-manager Certificates), so they are real exactly when it is built.
+NEEDS_CERT_MANAGER = {"cert-manager", "kserve-crd", "kserve-resources", "kserve-runtime-configs",
+                      "kserve-llmisvc-crd", "kserve-llmisvc-resources", "slurm-operator-crds", "slurm-operator",
+                      "slurm"}
+
+
+def _cert_manager_built():
+    from . import controllers
+    return all(os.access(controllers.binary(b), os.X_OK) for b in controllers.CHART_BINARIES["cert-manager"])
+
+
+REAL_CHARTS = ALWAYS_REAL | (NEEDS_CERT_MANAGER if _cert_manager_built() else set())
 
 # name -> spec. crds: upstream component whose crds/ go into the chart. values: (component, file stem).
 STAND_INS = {

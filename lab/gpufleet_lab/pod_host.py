@@ -398,9 +398,14 @@ class Played:
             state = {"waiting": {"reason": "CrashLoopBackOff" if self.status == "crashloop" else "ContainerCreating",
                                  "message": self.reason[:300]}}
         want = {"ready": ready, "started": running, "restartCount": self.restarts}
-        if all(mine.get(k) == v for k, v in want.items()) and set(mine.get("state") or {}) == set(state):
+        played = set(self.host.played_containers(self.pod))
+        others = [c for c in statuses if c.get("name") not in played and not c.get("ready")]
+        if all(mine.get(k) == v for k, v in want.items()) and set(mine.get("state") or {}) == set(state) \
+                and not others:
             return
         mine.update(want, state=state)
+        for c in others:  # a container the lab does not play (a metrics sidecar) is simulated Ready, as KWOK does
+            c.update(ready=True, started=True)
         all_ready = all(c.get("ready") for c in statuses)
         now = _rfc3339(time.time())
         patch = {"status": {"containerStatuses": statuses, "conditions": [
@@ -546,6 +551,11 @@ class Host:
                 if spec is not None:
                     out["%s/%s/%s" % (d["metadata"]["namespace"], d["metadata"]["name"], c["name"])] = (spec, d, c["name"])
         return out
+
+    def played_containers(self, pod):
+        """Names of the containers of pod that a real binary plays."""
+        with self.lock:
+            return [p.container_name for p in self.played.values() if p.pod_uid == pod["metadata"]["uid"]]
 
     def pod_for(self, played, deploy):
         sel = (deploy["spec"].get("selector") or {}).get("matchLabels") or {}

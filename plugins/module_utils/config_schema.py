@@ -418,6 +418,16 @@ SCHEMA = {
                                            "description": "SSH public keys for the login set."},
                         "prolog_scripts": SLURM_SCRIPTS,
                         "epilog_scripts": SLURM_SCRIPTS,
+                        "controller_storage": _obj(
+                            {
+                                "enabled": _bool("slurmctld save-state on a PersistentVolumeClaim (keeps jobs and "
+                                                 "reservations across restarts; needs a StorageClass).", True),
+                                "storage_class": _str("StorageClass of the claim (default: the cluster's default "
+                                                      "class)."),
+                                "size": _str("Claim size.", default="4Gi",
+                                             pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)$"),
+                            },
+                        ),
                         "accounting": _obj(
                             {
                                 "enabled": _bool("Slurm accounting (slurmdbd) with an external database.", False),

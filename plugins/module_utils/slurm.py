@@ -198,6 +198,17 @@ def default_gres_conf(resources):
     return "AutoDetect=nvml" if mig else "AutoDetect=nvidia"
 
 
+def _persistence(service):
+    """slurmctld's save-state claim (chart controller.persistence) from services.slurm.controller_storage."""
+    storage = service.get("controller_storage") or {}
+    if not storage.get("enabled", True):
+        return {"enabled": False}
+    out = {"enabled": True, "resources": {"requests": {"storage": storage.get("size") or "4Gi"}}}
+    if storage.get("storage_class"):
+        out["storageClassName"] = storage["storage_class"]
+    return out
+
+
 def slurm_values(plan, auth_secret, jwt_secret, db_secret=None, gres_conf=None,
                  login_replicas=1, dcgm=True):
     """Values of the slurm chart (the Slurm cluster) from the plan.
@@ -216,7 +227,7 @@ def slurm_values(plan, auth_secret, jwt_secret, db_secret=None, gres_conf=None,
         "clusterName": service.get("cluster_name") or "slurm",
         "slurmKey": {"create": False, "secretRef": {"name": auth_secret, "key": AUTH_KEY}},
         "jwtKey": {"create": False, "secretRef": {"name": jwt_secret, "key": JWT_KEY}},
-        "controller": {"extraConfMap": controller_conf},
+        "controller": {"extraConfMap": controller_conf, "persistence": _persistence(service)},
         "nodesets": dict((n["name"], nodeset_values(plan, n, i)) for i, n in enumerate(nodesets)),
         "partitions": dict((p["name"], partition_values(p)) for p in service.get("partitions") or []),
         "prologScripts": dict(service.get("prolog_scripts") or {}),

@@ -137,7 +137,8 @@ def test_cluster_values(plan):
     assert values["clusterName"] == "slurm"
     assert values["slurmKey"] == {"create": False, "secretRef": {"name": "slurm-auth-slurm", "key": "slurm.key"}}
     assert values["jwtKey"] == {"create": False, "secretRef": {"name": "slurm-auth-jwt", "key": "jwt.key"}}
-    assert values["controller"] == {"extraConfMap": {"GresTypes": ["gpu"]}}
+    assert values["controller"] == {"extraConfMap": {"GresTypes": ["gpu"]},
+                                    "persistence": {"enabled": True, "resources": {"requests": {"storage": "4Gi"}}}}
     assert sorted(values["nodesets"]) == ["h100", "mig"]
     assert sorted(values["partitions"]) == ["gpu", "slices"]
     assert values["partitions"]["gpu"]["configMap"]["Default"] == "YES"
@@ -214,3 +215,12 @@ def test_filter_needs_the_plan():
     with pytest.raises(AnsibleFilterError, match="gpufleet_plan"):
         slurm_filter.slurm_values({}, "a", "j")
     assert slurm_filter.slurm_problems(_plan(_config())) == []
+
+
+def test_controller_storage_off_or_on_a_class():
+    off = slurm.slurm_values(_plan(_config(controller_storage={"enabled": False})), "auth", "jwt")
+    assert off["controller"]["persistence"] == {"enabled": False}
+    fast = slurm.slurm_values(_plan(_config(controller_storage={"storage_class": "fast", "size": "10Gi"})),
+                              "auth", "jwt")
+    assert fast["controller"]["persistence"] == {"enabled": True, "storageClassName": "fast",
+                                                 "resources": {"requests": {"storage": "10Gi"}}}

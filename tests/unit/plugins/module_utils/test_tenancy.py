@@ -61,7 +61,7 @@ def test_cluster_queue_quotas_match_config(plan):
         assert [r["name"] for r in flavor["resources"]] == gpu["coveredResources"]
     # a team without cpu/memory gets the role defaults
     interns_cpu = cqs["interns"]["spec"]["resourceGroups"][0]["flavors"][0]["resources"]
-    assert interns_cpu == [{"name": "cpu", "nominalQuota": "1000"}, {"name": "memory", "nominalQuota": "4Ti"}]
+    assert interns_cpu == [{"name": "cpu", "nominalQuota": "1k"}, {"name": "memory", "nominalQuota": "4Ti"}]
 
 
 def test_never_preemption_never_reclaims(plan):
@@ -128,10 +128,11 @@ def test_volcano_queues(plan):
     queues = tenancy.volcano_queues(plan)
     assert [q["metadata"]["name"] for q in queues] == ["interns", "research", "inference"]  # parents first
     q = {x["metadata"]["name"]: x["spec"] for x in queues}
-    assert q["research"] == {"weight": 4, "reclaimable": True, "capability": {"nvidia.com/gpu": 16},
-                             "guarantee": {"resource": {"nvidia.com/gpu": 8}},
-                             "deserved": {"nvidia.com/gpu": 12, "nvidia.com/mig-1g.10gb": 8,
-                                          "nvidia.com/mig-3g.40gb": 6, "cpu": "256", "memory": "2Ti"}}
+    # quantities as the API server stores them (Volcano's webhook hands them back so)
+    assert q["research"] == {"weight": 4, "reclaimable": True, "capability": {"nvidia.com/gpu": "16"},
+                             "guarantee": {"resource": {"nvidia.com/gpu": "8"}},
+                             "deserved": {"nvidia.com/gpu": "12", "nvidia.com/mig-1g.10gb": "8",
+                                          "nvidia.com/mig-3g.40gb": "6", "cpu": "256", "memory": "2Ti"}}
     assert q["inference"]["parent"] == "research"
     assert q["interns"]["weight"] == 1 and "parent" not in q["interns"]
     conf = tenancy.volcano_scheduler_config(plan)
