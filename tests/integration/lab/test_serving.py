@@ -1,14 +1,7 @@
-"""The serving layer (roles cert_manager and kserve) against the lab's real API server and upstream CRDs.
-
-Every object the roles render (ClusterServingRuntime, InferenceServices, Secrets, ServiceAccounts, PVCs) is
-accepted by kube-apiserver v1.35.4 against the unmodified KServe v0.20.0 CRDs. The charts are the lab's STAND-INs
-(upstream name, version, values keys and CRDs; inert controller Deployments).
-
-THE KSERVE CONTROLLER IS NOT RUNNING IN THE LAB: nothing turns an InferenceService into a predictor Deployment,
-so InferenceServices never get a status (no Ready condition, no URL) and services.kserve.wait_for_ready stays
-false here. To show that what the role asks for schedules on the simulated GPU nodes, the test itself (not the
-role) creates a Deployment shaped like the predictor KServe would create for one model: the InferenceService's
-nodeSelector, tolerations and container resources, in the team namespace with the Kueue queue label.
+"""The serving layer (roles cert_manager and kserve) against the lab's real API server, with the real charts and
+controllers: cert-manager issues the KServe webhook's serving certificate, KServe's webhooks default and
+validate every InferenceService, and the KServe controller turns each InferenceService into its predictor
+Deployment and reports it Ready. The predictor pods are KWOK's (no vLLM runs; the GPUs are simulated).
 """
 import copy
 import time
@@ -155,35 +148,30 @@ def test_runtime_and_inference_services_match_config(lab, serving):
     assert lab.core.read_namespaced_secret("llama-8b-hf-token", inference).data["HF_TOKEN"]
 
 
-def test_predictor_shaped_deployment_schedules_on_gpu_nodes(lab, serving):
-    """Not the role, and not KServe: a Deployment shaped like the predictor KServe would make for qwen-small
-    (the InferenceService's nodeSelector, tolerations and resources) becomes Available on a simulated H100."""
+def test_kserve_controller_makes_the_predictor_on_the_models_pool(lab, serving):
+    """What a team relies on: the real KServe controller turns qwen-small into a predictor Deployment owned by the
+    InferenceService, its pod lands on an H100 node of the model's pool with the model's MIG slice and the pool's
+    tolerations, and the InferenceService reports Ready (set by the controller, not the role)."""
     research = serving["teams"][0]
-    isvc = _isvcs(lab, serving["cluster"])["qwen-small"]
+    deadline, isvc, pods = time.time() + 180, None, []
+    while time.time() < deadline:
+        isvc = lab.custom.get_namespaced_custom_object(ISVC[0], ISVC[1], research, ISVC[2], "qwen-small")
+        ready = [c for c in (isvc.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"]
+        pods = lab.core.list_namespaced_pod(
+            research, label_selector="serving.kserve.io/inferenceservice=qwen-small").items
+        if ready and ready[0]["status"] == "True" and pods and pods[0].spec.node_name:
+            break
+        time.sleep(2)
+    assert ready and ready[0]["status"] == "True", isvc.get("status")
+    deploy = lab.apps.read_namespaced_deployment("qwen-small-predictor", research)
+    assert [(o.kind, o.name) for o in deploy.metadata.owner_references] == [("InferenceService", "qwen-small")]
+    assert pods and pods[0].spec.node_name.startswith("lab-h100-"), [(p.metadata.name, p.spec.node_name) for p in pods]
+    container = next(c for c in pods[0].spec.containers if c.name == "kserve-container")
+    assert container.resources.limits["nvidia.com/mig-1g.10gb"] == "1"
     predictor = isvc["spec"]["predictor"]
-    name = "qwen-small-predictor"
-    labels = {"app": "isvc.%s" % name, "serving.kserve.io/inferenceservice": "qwen-small",
-              "kueue.x-k8s.io/queue-name": "default", "gpufleet.io/test": "predictor-shape"}
-    lab.apps.create_namespaced_deployment(research, {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"replicas": predictor["minReplicas"], "selector": {"matchLabels": {"app": labels["app"]}},
-                 "template": {"metadata": {"labels": labels}, "spec": {
-                     "automountServiceAccountToken": False,
-                     "nodeSelector": predictor["nodeSelector"], "tolerations": predictor.get("tolerations", []),
-                     "containers": [{"name": "kserve-container", "image": "registry.invalid/vllm:lab",
-                                     "resources": predictor["model"]["resources"]}]}}}})
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            status = lab.apps.read_namespaced_deployment(name, research).status
-            if status.available_replicas == 1:
-                break
-            time.sleep(2)
-        pods = lab.core.list_namespaced_pod(research, label_selector="app=%s" % labels["app"]).items
-        assert status.available_replicas == 1, [(p.metadata.name, p.status.phase, p.status.conditions) for p in pods]
-        assert pods[0].spec.node_name.startswith("lab-h100-")
-    finally:
-        lab.apps.delete_namespaced_deployment(name, research)
+    tolerations = {(t.key, t.effect) for t in pods[0].spec.tolerations or []}
+    assert {(t["key"], t.get("effect")) for t in predictor.get("tolerations") or []} <= tolerations
+    assert pods[0].spec.node_selector.get("gpufleet.io/pool") == "h100"
 
 
 def test_removing_a_model_removes_it(lab, serving):
@@ -297,7 +285,7 @@ def test_llmisvc_converge_idempotent_check(lab, llm_serving):
         namespace, label_selector="owner=helm,status=deployed").items}
     assert {"kserve-crd", "kserve-llmisvc-crd", "kserve-resources", "kserve-llmisvc-resources",
             "kserve-runtime-configs"} <= releases
-    assert lab.apps.read_namespaced_deployment("llmisvc-controller-manager", namespace)  # the stand-in's
+    assert lab.apps.read_namespaced_deployment("llmisvc-controller-manager", namespace)
 
 
 def test_llm_inference_service_matches_config(lab, llm_serving):
@@ -357,3 +345,15 @@ def test_llm_inference_service_without_llmisvc_fails_in_validation(lab, llm_serv
     assert "services.kserve.models[0].kind: an LLMInferenceService needs services.kserve.llmisvc: true" \
         in result.stdout, result
     assert "gpufleet.platform.kserve" not in result.stdout and result.changed == 0
+
+
+def test_cert_managers_webhook_refuses_an_invalid_certificate(lab, serving):
+    """cert-manager runs for real: its validating webhook (reached through the lab's egress proxy, TLS with the
+    CA its cainjector injected) refuses a Certificate that names no identity, which the CRD schema allows."""
+    from kubernetes.client.rest import ApiException
+    research = serving["teams"][0]
+    body = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "no-identity"},
+            "spec": {"secretName": "no-identity", "issuerRef": {"name": "nobody", "kind": "Issuer"}}}
+    with pytest.raises(ApiException) as err:
+        lab.custom.create_namespaced_custom_object("cert-manager.io", "v1", research, "certificates", body)
+    assert "webhook.cert-manager.io" in err.value.body and "denied the request" in err.value.body, err.value.body

@@ -1,18 +1,18 @@
 """The Slurm layer (playbooks/slurm.yml: cert_manager, slurm) against the lab.
 
-Real kube-apiserver with the upstream Slinky v1.2.1 CRDs. The three charts are the lab's STAND-INs (same names,
-versions and values keys as upstream; the stand-in `slurm` chart renders no Slinky custom resource and the
-operator is an inert pod). What the lab shows: the releases install at the pinned versions with the values the
-role computed, the key Secrets are created once and keep their content, the converge is idempotent and
-`--check --diff` predicts nothing on a converged lab, bad config stops before any change. What it cannot show:
-the CRs the upstream chart renders from those values, and a running slurmctld/slurmd. To get as close as we can
-without copying upstream templates, the test builds the NodeSet, Controller, LoginSet and Accounting objects the
-values describe (our reading of the chart: nodesets.<n>.extraConfMap -> spec.extraConf, podSpec ->
-spec.template.spec, ...) and has the API server validate them with a server-side dry run against the real
-CRDs. Note that the CRDs keep `spec.slurmd` and `spec.template.spec` schemaless (preserve-unknown-fields), so
-the dry run validates the typed fields (replicas, extraConf, partition, controllerRef, key references), not the
-pod template; the pod template's node selector and GPU limits are checked against the lab's nodes instead.
-The values-file shape is covered by tests/unit/roles/test_slurm_contract.py.
+The three charts are the real Slinky v1.2.1 charts, and the real slurm-operator and its webhook play their pods
+(cert-manager, also real, issues the webhook's certificate). What the lab shows: the releases install at the
+pinned versions with the values the role computed, the chart renders the Controller, NodeSets, LoginSet and
+Accounting from them and the real webhook admits them, the operator turns the Controller into slurmctld's
+StatefulSet, the webhook refuses what Slinky forbids, the key Secrets are created once and keep their content,
+the converge is idempotent and `--check --diff` predicts nothing, bad config stops before any change.
+
+What it cannot show: running Slurm daemons. slurmctld, slurmd and slurmrestd (Slurm 25.11's REST API) are C
+programs in the pods the operator creates, which KWOK simulates; the operator's NodeSet reconcile reaches
+slurmrestd before it creates worker pods, so NodeSet workers are not created here (docs/lab.md). The test
+also builds the NodeSet, Controller, LoginSet and Accounting objects the values describe and has the API server
+validate them with a server-side dry run against the real CRDs (the values-file shape is covered by
+tests/unit/roles/test_slurm_contract.py).
 """
 import copy
 import json
@@ -58,6 +58,7 @@ def _slurm_config(config):
         ],
         "login_ssh_keys": [KEY],
         "accounting": {"enabled": True, "database_host": "mariadb.db.svc", "database_user": "slurm"},
+        "controller_storage": {"enabled": False},  # the lab has no storage provisioner
         "prolog_scripts": {"10-gpus.sh": "#!/bin/sh\nexit 0\n"},
         "epilog_scripts": {"90-clean.sh": "#!/bin/sh\nexit 0\n"},
     }
@@ -319,3 +320,25 @@ def test_bad_config_stops_in_validation(lab, converged, files, mutate, path, fra
     assert path in result.stdout and fragment in result.stdout, str(result)
     assert result.changed == 0 and "TASK [gpufleet.platform.slurm" not in result.stdout
     assert _values() == before
+
+
+def test_the_real_operator_and_webhook_handle_the_charts_objects(lab, converged):
+    """The slurm chart's own NodeSets and Controller exist; the real slurm-operator turns the Controller into
+    slurmctld's StatefulSet (owned by it); the real Slinky webhook refuses moving a NodeSet to another Controller."""
+    from kubernetes.client.rest import ApiException
+    nodesets = lab.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "nodesets")["items"]
+    assert sorted(n["metadata"]["name"] for n in nodesets) == ["slurm-worker-a100", "slurm-worker-slices"]
+    controller = lab.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "controllers")["items"]
+    assert [c["metadata"]["name"] for c in controller] == ["slurm"]
+    deadline, sts = time.time() + 120, []
+    while time.time() < deadline:
+        sts = [s for s in lab.apps.list_namespaced_stateful_set(NS).items
+               if any(o.kind == "Controller" for o in s.metadata.owner_references or [])]
+        if sts:
+            break
+        time.sleep(2)
+    assert sts and sts[0].metadata.owner_references[0].name == "slurm", [s.metadata.name for s in sts]
+    moved = {"spec": {"controllerRef": {"name": "another-cluster", "namespace": NS}}}
+    with pytest.raises(ApiException) as info:
+        lab.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "nodesets", "slurm-worker-a100", moved)
+    assert "cannot change controllerRef" in info.value.body, info.value.body

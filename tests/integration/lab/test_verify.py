@@ -1,13 +1,13 @@
-"""playbooks/verify.yml (role cluster_verify) against the lab.
+"""playbooks/verify.yml (role cluster_verify) against the lab, and what `make lab` installs.
 
-The lab is converged with playbooks/site.yml from inventories/lab/config.yml first (other test modules leave
-their own configs behind). What the lab shows: real node objects with simulated GPU capacity and MIG state, the
-stand-in charts' releases and controller Deployments, the collection's Kueue objects, and smoke Jobs scheduled by
-the real scheduler on the pools' simulated nodes (KWOK completes Job pods). What it cannot show: a real
-`nvidia-smi` inside the smoke pod, and controller-reported readiness of Kueue queues (the stand-in Kueue controller
-is inert, so those checks are warnings here).
+The lab is converged with playbooks/site.yml from inventories/lab/config.yml first: every service, from the real
+upstream charts, with their controllers running (docs/lab.md). What the lab shows: real node objects with
+simulated GPU capacity and MIG state, the releases and controller Deployments (Ready only when the real
+controller answers its probe), the collection's Kueue objects, and smoke Jobs scheduled by the real scheduler on
+the pools' simulated nodes (KWOK completes Job pods). What it cannot show: a real `nvidia-smi` inside the smoke pod.
 """
 import json
+import os
 import time
 
 import pytest
@@ -79,6 +79,36 @@ def test_verify_passes_on_a_converged_lab(lab, converged, tmp_path):
     # the smoke Jobs' namespace is gone again: a run leaves nothing behind
     names = [ns.metadata.name for ns in lab.core.list_namespace().items]
     assert "gpufleet-verify" not in names
+
+
+def test_make_lab_installs_every_service_from_a_real_chart(lab, converged):
+    """Every Helm release of the default lab config comes from the real upstream chart (the lab's mirror
+    packaged it from ../shared/upstream/charts), except the one documented STAND-IN, kube-prometheus-stack,
+    whose folder in ../shared lacks its subcharts; and every played controller is running and Ready."""
+    import subprocess
+    from gpufleet_lab import charts, settings
+    kubeconfig = settings.KUBECONFIG
+    out = subprocess.run([settings.binary("helm"), "--kubeconfig", kubeconfig, "list", "-A", "-o", "json"],
+                         capture_output=True, text=True, check=True)
+    releases = {r["name"]: r["chart"] for r in json.loads(out.stdout)}
+    with open(os.path.join(settings.CHARTS, "charts.yml")) as fh:
+        index = yaml.safe_load(fh)["charts"]
+    by_chart = {"%s-%s" % (name, entry["version"]): (name, entry) for name, entry in index.items()}
+    stand_ins = {}
+    for release, chart in releases.items():
+        name, entry = by_chart[chart]
+        if entry.get("stand_in"):
+            stand_ins[release] = name
+        else:
+            assert name in charts.REAL_CHARTS
+    assert set(stand_ins.values()) <= {"kube-prometheus-stack"}, stand_ins
+    services = [k for k, v in converged["services"].items() if v.get("enabled")]
+    assert sorted(services) == ["cert_manager", "gpu_operator", "kserve", "kueue", "monitoring", "slurm", "volcano"]
+    with open(os.path.join(settings.RUN, "pod-host.json")) as fh:
+        played = json.load(fh)["pods"]
+    assert {k.split("/")[0] for k in played} >= {"cert-manager", "gpu-operator", "kueue-system", "volcano-system",
+                                                  "kserve", "slinky"}
+    assert all(p["status"] == "running" and p["ready"] is not False for p in played.values()), played
 
 
 def test_verify_check_mode_creates_nothing(lab, converged, tmp_path):
