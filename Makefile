@@ -11,8 +11,8 @@ COLLECTIONS := $(CURDIR)/.build/collections
 LINK := $(COLLECTIONS)/ansible_collections/gpufleet/platform
 SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/gpufleet/platform
 # Sanity covers the collection as shipped (galaxy.yml build_ignore) plus its unit tests; the lab,
-# benchmarks, dev tools and integration suites are not part of it (they are ruff-checked by `lint`).
-SANITY_EXCLUDE := ^(lab|bench|tools|molecule|\.ci|tests/integration)/
+# benchmarks, dev tools, integration suites and the lab's unit tests are not part of it (they are ruff-checked by `lint`).
+SANITY_EXCLUDE := ^(lab|bench|tools|molecule|\.ci|tests/integration|tests/unit/lab)/
 PYTEST_ARGS ?=
 # ansible-test's pip bootstrap (see tools/ansible_test_get_pip.py)
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
