@@ -46,10 +46,12 @@ def serving(lab, tmp_path_factory):
          "max_replicas": 1, "credentials": {"var": "vault_s3_credentials"}},
     ]
     config["services"] = {
-        "cert_manager": {"enabled": True, "namespace": "ksv%s-cert-manager" % suffix},
+        # cert-manager and KServe are the cluster's, installed once in their default namespaces as on a real
+        # cluster (their CRDs, webhooks and cluster roles are cluster-wide); each test isolates its teams and models
+        "cert_manager": {"enabled": True},
         "gpu_operator": {"enabled": True}, "monitoring": {"enabled": False},
         "kueue": {"enabled": True, "integrations": ["batch/job", "deployment"]},
-        "kserve": {"enabled": True, "namespace": "ksv%s-kserve" % suffix, "engine_args": ["--enable-prefix-caching"],
+        "kserve": {"enabled": True, "engine_args": ["--enable-prefix-caching"],
                    "models": models},
     }
     config.pop("secrets", None)
@@ -73,8 +75,7 @@ def _cleanup(lab, state):
                                                    obj["metadata"]["name"])
     for obj in lab.custom.list_cluster_custom_object(*RUNTIME, label_selector=selector)["items"]:
         lab.custom.delete_cluster_custom_object(*RUNTIME, obj["metadata"]["name"])
-    suffix = state["suffix"]
-    for ns in list(state["teams"]) + ["ksv%s-cert-manager" % suffix, "ksv%s-kserve" % suffix]:
+    for ns in state["teams"]:
         try:
             lab.core.delete_namespace(ns)
         except Exception:  # noqa: BLE001 - already gone
@@ -120,7 +121,6 @@ def test_runtime_and_inference_services_match_config(lab, serving):
         assert isvc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "default"
         assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
         assert isvc["spec"]["predictor"]["model"]["runtime"] == serving["runtime"]
-        assert "status" not in isvc  # no KServe controller in the lab
     model = llama["spec"]["predictor"]["model"]
     assert model["storageUri"] == "hf://meta-llama/Llama-3.1-8B-Instruct"
     assert model["args"] == ["--served-model-name=llama-8b", "--tensor-parallel-size=1", "--max-model-len=8192",
@@ -239,17 +239,17 @@ def llm_serving(lab, tmp_path_factory):
          "parameters_billion": 8, "max_model_len": 8192},
     ]
     config["services"] = {
-        "cert_manager": {"enabled": True, "namespace": "ksl%s-cert-manager" % suffix},
+        "cert_manager": {"enabled": True},
         "gpu_operator": {"enabled": True}, "monitoring": {"enabled": False},
         "kueue": {"enabled": True, "integrations": ["batch/job", "deployment"]},
-        "kserve": {"enabled": True, "namespace": "ksl%s-kserve" % suffix, "llmisvc": True,
+        "kserve": {"enabled": True, "llmisvc": True,
                    "engine_args": ["--enable-prefix-caching"], "models": models},
     }
     config.pop("secrets", None)
     tmp = tmp_path_factory.mktemp("llm-serving")
     secrets = _write(tmp, {"vault_hf_token": "hf_lab_%s" % uuid.uuid4().hex}, "secrets.yml")
     state = {"config": config, "path": _write(tmp, config), "tmp": tmp, "cluster": cluster, "suffix": suffix,
-             "teams": (research, inference), "kserve_namespace": "ksl%s-kserve" % suffix,
+             "teams": (research, inference), "kserve_namespace": "kserve",
              "args": ("-e", "@%s" % secrets, "-e", "kserve_runtime_name=ksl%s-vllm" % suffix)}
     yield state
     selector = "app.kubernetes.io/managed-by=gpufleet,gpufleet.io/cluster=%s" % cluster
@@ -257,11 +257,6 @@ def llm_serving(lab, tmp_path_factory):
         lab.custom.delete_namespaced_custom_object(LLMISVC[0], LLMISVC[1], obj["metadata"]["namespace"], LLMISVC[2],
                                                    obj["metadata"]["name"])
     _cleanup(lab, dict(state, teams=(research, inference)))
-    for ns in ("ksl%s-cert-manager" % suffix, "ksl%s-kserve" % suffix):
-        try:
-            lab.core.delete_namespace(ns)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
 
 def _llmisvcs(lab, cluster):
@@ -315,7 +310,6 @@ def test_llm_inference_service_matches_config(lab, llm_serving):
     assert lab.core.read_namespaced_secret("qwen-llm-hf-token", research).data["HF_TOKEN"]
     assert lab.core.read_namespaced_persistent_volume_claim("qwen-llm-cache", research).spec.resources.requests == \
         {"storage": "20Gi"}
-    assert "status" not in llm  # no llmisvc controller in the lab
 
 
 def test_removing_an_llm_inference_service_removes_it(lab, llm_serving):
