@@ -22,24 +22,9 @@ import socket
 import socketserver
 import threading
 
+from . import netns
+
 MAX_HEADER = 16384
-
-
-def _pump(src, dst):
-    try:
-        while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
-            try:
-                s.shutdown(how)
-            except OSError:
-                pass
 
 
 def _read_head(sock):
@@ -94,9 +79,9 @@ class _Handler(socketserver.BaseRequestHandler):
         sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         if rest:
             upstream.sendall(rest)
-        t = threading.Thread(target=_pump, args=(upstream, sock), daemon=True)
+        t = threading.Thread(target=netns.pump, args=(upstream, sock), daemon=True)
         t.start()
-        _pump(sock, upstream)
+        netns.pump(sock, upstream)
         t.join(timeout=60)
         upstream.close()
 

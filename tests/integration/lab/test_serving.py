@@ -163,6 +163,9 @@ def test_kserve_controller_makes_the_predictor_on_the_models_pool(lab, serving):
             break
         time.sleep(2)
     assert ready and ready[0]["status"] == "True", isvc.get("status")
+    # the KServe webhook's serving certificate, issued by the real cert-manager
+    cert = lab.custom.get_namespaced_custom_object("cert-manager.io", "v1", "kserve", "certificates", "serving-cert")
+    assert [c["status"] for c in cert["status"]["conditions"] if c["type"] == "Ready"] == ["True"], cert.get("status")
     deploy = lab.apps.read_namespaced_deployment("qwen-small-predictor", research)
     assert [(o.kind, o.name) for o in deploy.metadata.owner_references] == [("InferenceService", "qwen-small")]
     assert pods and pods[0].spec.node_name.startswith("lab-h100-"), [(p.metadata.name, p.spec.node_name) for p in pods]
