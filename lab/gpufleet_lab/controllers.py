@@ -10,7 +10,6 @@ the chart's args, config files, ServiceAccount, leader election — is left as t
 """
 import base64
 import os
-import re
 
 
 from . import settings
@@ -66,22 +65,10 @@ def set_flag(args, flag, value):
     return out
 
 
-def flag_value(args, flag, default=None):
-    for i, a in enumerate(args):
-        if a.startswith(flag + "="):
-            return a.split("=", 1)[1]
-        if a == flag and i + 1 < len(args):
-            return args[i + 1]
-    return default
 
 
-def local(pod, container_port):
-    return "127.0.0.1:%d" % pod.port(container_port)
 
 
-def _port_of(addr, default):
-    m = re.search(r":(\d+)$", str(addr or ""))
-    return int(m.group(1)) if m else default
 
 
 # -- Kueue, Volcano, cert-manager, KServe, Slinky -----------------------------------------------

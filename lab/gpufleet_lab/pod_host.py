@@ -149,9 +149,6 @@ class Played:
             raise OSError("%s is not running" % self.key)
         return netns.connect(self.pid, int(port), timeout=timeout)
 
-    def map_value(self, value):
-        """A path as the played process sees it: the pod's own (it runs chrooted in the pod root)."""
-        return value
 
     @property
     def container(self):
