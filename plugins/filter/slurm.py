@@ -13,18 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
-from jinja2 import Undefined
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import slurm
+from ansible_collections.gpufleet.platform.plugins.module_utils.plan_guard import plan_guard
 
-
-def _plan(plan):
-    if isinstance(plan, Undefined):
-        plan._fail_with_undefined_error()  # an undefined plan is an undefined-variable error, not a type error
-    if not isinstance(plan, dict) or "pools" not in plan or "services" not in plan:
-        raise AnsibleFilterError("expected the gpufleet_plan fact (run playbooks/validate.yml first), got %r"
-                                 % (type(plan).__name__,))
-    return plan
+_plan = plan_guard(("pools", "services"), AnsibleFilterError)
 
 
 def slurm_values(plan, auth_secret, jwt_secret, db_secret=None, gres_conf="", login_replicas=1,

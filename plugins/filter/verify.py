@@ -13,18 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError, AnsibleUndefinedVariable
-from jinja2.runtime import Undefined
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import serving, tenancy, verify
+from ansible_collections.gpufleet.platform.plugins.module_utils.plan_guard import plan_guard
 
-
-def _plan(plan):
-    if isinstance(plan, Undefined):
-        raise AnsibleUndefinedVariable("gpufleet_plan is undefined: run playbooks/validate.yml first")
-    if not isinstance(plan, dict) or "pools" not in plan or "services" not in plan:
-        raise AnsibleFilterError("expected the gpufleet_plan fact (run playbooks/validate.yml first), got %r"
-                                 % (type(plan).__name__,))
-    return plan
+_plan = plan_guard(("pools", "services"), AnsibleFilterError, AnsibleUndefinedVariable)
 
 
 def verify_expected_objects(plan, kserve_runtime_name="gpufleet-vllm"):
