@@ -65,6 +65,7 @@ lint: venv ## ansible-lint (production profile), yamllint, ruff, generated files
 	$(BIN)/python tools/gen_docs.py check
 	$(BIN)/yamllint -s .
 	$(BIN)/ruff check .
+	$(BIN)/antsibull-changelog lint
 	ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS):$(CURDIR)/tests/lint/collections $(BIN)/ansible-lint
 
 .PHONY: sanity
