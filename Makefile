@@ -55,7 +55,7 @@ validate: venv ## Validate CONFIG (default config.example.yml); touches no host
 schema: venv ## Regenerate schemas/config.schema.json from the schema module
 	$(BIN)/python tools/gen_docs.py schema
 
-docs: venv ## Regenerate docs/config.md and docs/versions.md
+docs: venv ## Regenerate docs/config.md, docs/versions.md and the variable tables of roles/*/README.md
 	$(BIN)/python tools/gen_docs.py docs
 
 # ansible-lint also sees tests/lint/collections: a stand-in kubernetes_sigs.kubespray (after the real one, when

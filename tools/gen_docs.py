@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""Generate schemas/config.schema.json, docs/config.md and docs/versions.md from the code.
+"""Generate schemas/config.schema.json, docs/config.md, docs/versions.md and the role README variable tables.
 
   gen_docs.py schema   write the JSON Schema
-  gen_docs.py docs     write the Markdown references
-  gen_docs.py check    fail when any generated file is out of date (CI)
+  gen_docs.py docs     write the Markdown references and the variable table of every roles/*/README.md
+  gen_docs.py check    fail when any generated file or table is out of date (CI)
+
+A role README's table sits between the ROLE_BEGIN and ROLE_END marker lines and comes from the role's
+meta/argument_specs.yml only (the unit tests keep that equal to defaults/main.yml); the prose around it is
+hand-written.
 """
+import glob
 import json
 import os
+import re
 import sys
+
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build", "collections"))
@@ -17,6 +25,8 @@ from ansible_collections.gpufleet.platform.plugins.module_utils import config_sc
 SCHEMA_FILE = os.path.join(ROOT, "schemas", "config.schema.json")
 CONFIG_DOC = os.path.join(ROOT, "docs", "config.md")
 VERSIONS_DOC = os.path.join(ROOT, "docs", "versions.md")
+ROLE_BEGIN = "<!-- BEGIN generated: role variables (`make docs` from meta/argument_specs.yml; do not edit) -->"
+ROLE_END = "<!-- END generated: role variables -->"
 
 
 def render_schema():
@@ -101,17 +111,126 @@ def render_versions_doc():
     return "\n".join(out) + "\n"
 
 
-TARGETS = {SCHEMA_FILE: render_schema, CONFIG_DOC: render_config_doc, VERSIONS_DOC: render_versions_doc}
+_MARKUP = re.compile(r"\b([BCEILMOPUV])\(")
+
+
+def _markup(text):
+    """Ansible doc markup (C(), I(), B(), O(), V(), L(), U(), ...) as Markdown; parentheses inside one may nest."""
+    out, pos = [], 0
+    for match in _MARKUP.finditer(text):
+        if match.start() < pos:
+            continue
+        depth, end = 1, match.end()
+        while end < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        if depth:
+            break  # unbalanced: leave the rest as it is
+        inner = text[match.end():end - 1]
+        kind = match.group(1)
+        out.append(text[pos:match.start()])
+        if kind == "L" and "," in inner:
+            label, url = inner.rsplit(",", 1)
+            out.append("[%s](%s)" % (label.strip(), url.strip()))
+        else:
+            out.append("*%s*" % inner if kind == "I" else "**%s**" % inner if kind == "B" else
+                       inner if kind in "LU" else "`%s`" % inner)
+        pos = end
+    return "".join(out) + text[pos:]
+
+
+def _cell(text):
+    """A Markdown table cell: no newline, ``|`` escaped, ``<`` outside code spans escaped (not an HTML tag)."""
+    parts = text.replace("\n", " ").replace("|", "\\|").split("`")
+    return "`".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
+
+
+def _option_type(option):
+    kind = option.get("type", "str")
+    if kind == "list" and option.get("elements"):
+        kind = "list of %s" % option["elements"]
+    if option.get("choices"):
+        kind += ": " + ", ".join("`%s`" % (c if isinstance(c, str) else json.dumps(c)) for c in option["choices"])
+    return kind
+
+
+def _option_default(option):
+    if "default" in option:
+        return "`%s`" % json.dumps(option["default"], sort_keys=False)
+    return "required" if option.get("required") else ""
+
+
+def _option_description(option):
+    desc = option.get("description") or ""
+    if isinstance(desc, list):
+        desc = " ".join(desc)
+    return _markup(" ".join(desc.split()))
+
+
+def render_role_variables(specs):
+    """The generated part of a role README: one row per option of its entry points (main first)."""
+    entry_points = specs.get("argument_specs") or {}
+    names = sorted(entry_points, key=lambda n: (n != "main", n))
+    options = {}
+    for entry in names:
+        for name, option in ((entry_points[entry] or {}).get("options") or {}).items():
+            options.setdefault(name, option)
+    if not options:
+        return "This role has no variables.\n"
+    out = ["| variable | type | default | description |", "|---|---|---|---|"]
+    for name, option in options.items():
+        out.append("| `%s` | %s | %s | %s |" % (name, _cell(_option_type(option)), _cell(_option_default(option)),
+                                              _cell(_option_description(option))))
+    main = set((entry_points.get("main") or {}).get("options") or {})
+    for entry in names:
+        if entry == "main":
+            continue
+        own = list(((entry_points[entry] or {}).get("options") or {}))
+        takes = "the same variables" if set(own) == main else ", ".join("`%s`" % n for n in own) or "no variables"
+        out.append("")
+        out.append("Entry point `%s` (`tasks_from: %s`) takes %s." % (entry, entry, takes))
+    return "\n".join(out) + "\n"
+
+
+def _role_readme_renderer(role_dir):
+    def render(current):
+        with open(os.path.join(role_dir, "meta", "argument_specs.yml")) as handle:
+            table = render_role_variables(yaml.safe_load(handle) or {})
+        text = current or ""
+        begin, end = text.find(ROLE_BEGIN + "\n"), text.find(ROLE_END)
+        if begin < 0 or end < begin:
+            raise ValueError("%s: no generated variables block; put the lines %s and %s under ## Variables"
+                             % (os.path.relpath(os.path.join(role_dir, "README.md"), ROOT), ROLE_BEGIN, ROLE_END))
+        return text[:begin] + ROLE_BEGIN + "\n" + table + text[end:]
+    return render
+
+
+def _whole(render):
+    return lambda current: render()
+
+
+def targets():
+    """{path: render(current text or None) -> the text the file should hold}."""
+    out = {SCHEMA_FILE: _whole(render_schema), CONFIG_DOC: _whole(render_config_doc),
+           VERSIONS_DOC: _whole(render_versions_doc)}
+    for role_dir in sorted(glob.glob(os.path.join(ROOT, "roles", "*", ""))):
+        if os.path.exists(os.path.join(role_dir, "meta", "argument_specs.yml")):
+            out[os.path.join(role_dir, "README.md")] = _role_readme_renderer(role_dir)
+    return out
 
 
 def main(argv):
     mode = argv[1] if len(argv) > 1 else "check"
-    stale = []
-    for path, render in TARGETS.items():
+    stale, errors = [], []
+    for path, render in targets().items():
         if mode == "schema" and path != SCHEMA_FILE or mode == "docs" and path == SCHEMA_FILE:
             continue
-        text = render()
         current = open(path).read() if os.path.exists(path) else None
+        try:
+            text = render(current)
+        except ValueError as exc:
+            errors.append(str(exc))
+            continue
         if mode == "check":
             if current != text:
                 stale.append(os.path.relpath(path, ROOT))
@@ -120,10 +239,11 @@ def main(argv):
             with open(path, "w") as handle:
                 handle.write(text)
             print("wrote %s" % os.path.relpath(path, ROOT))
+    for error in errors:
+        print(error, file=sys.stderr)
     if stale:
         print("out of date (run `make schema docs`): %s" % ", ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return 1 if stale or errors else 0
 
 
 if __name__ == "__main__":
