@@ -9,12 +9,12 @@ the hardware: NFD's PCI/kernel/OS labels and DCGM-exporter metrics per simulated
 """
 import json
 import os
-import time
 import urllib.request
 
 import pytest
 
 from gpufleet_lab import controllers, settings
+from lab_helpers import wait_for
 from playbook import ansible_playbook
 
 PLAYBOOK = "playbooks/gpu.yml"
@@ -31,17 +31,6 @@ OPERANDS = {
     "nvidia-dcgm-exporter": "gpu",
     "nvidia-mig-manager": "mig",  # MIG-capable GPU nodes only (nvidia.com/gpu.deploy.mig-manager)
 }
-
-
-def wait_for(fn, timeout=180, interval=1.0, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %ds waiting for %s (last: %r)" % (timeout, what, last))
 
 
 @pytest.fixture(scope="module")

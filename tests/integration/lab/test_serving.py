@@ -10,6 +10,7 @@ import uuid
 import pytest
 import yaml
 
+from lab_helpers import ensure_gpu_layer
 from playbook import LAB_CONFIG, ansible_playbook
 
 ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
@@ -55,6 +56,7 @@ def serving(lab, tmp_path_factory):
                    "models": models},
     }
     config.pop("secrets", None)
+    ensure_gpu_layer(lab, ansible_playbook)  # qwen-small asks an H100 1g.10gb MIG slice
     tmp = tmp_path_factory.mktemp("serving")
     secrets = _write(tmp, {"vault_hf_token": "hf_lab_%s" % uuid.uuid4().hex,
                            "vault_s3_credentials": {"access_key_id": "LAB%s" % suffix.upper(),
@@ -148,7 +150,6 @@ def test_runtime_and_inference_services_match_config(lab, serving):
     assert lab.core.read_namespaced_secret("llama-8b-hf-token", inference).data["HF_TOKEN"]
 
 
-@pytest.mark.xfail(reason="needs the H100 MIG resources an earlier module converges; failed when run without it", strict=False)
 def test_kserve_controller_makes_the_predictor_on_the_models_pool(lab, serving):
     """What a team relies on: the real KServe controller turns qwen-small into a predictor Deployment owned by the
     InferenceService, its pod lands on an H100 node of the model's pool with the model's MIG slice and the pool's
