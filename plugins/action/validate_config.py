@@ -15,6 +15,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.plugin_utils import config_loader
 
 display = Display()
 
@@ -43,14 +44,10 @@ class ActionModule(ActionBase):
             config, source = args["config"], "the config argument"
         else:
             source = os.path.abspath(os.path.expanduser(args["path"]))
-            if not os.path.isfile(source):
-                result.update(failed=True, msg="config file %s not found; copy config.example.yml to config.yml, "
-                                               "or pass -e gpufleet_config_file=PATH" % source)
-                return result
             try:
-                config = self._loader.load_from_file(source, cache="none", unsafe=True)
-            except AnsibleError as exc:
-                result.update(failed=True, msg="%s is not valid YAML: %s" % (source, to_native(exc)))
+                config = config_loader.load(source, self._loader)
+            except config_loader.ConfigFileError as exc:
+                result.update(failed=True, msg=str(exc))
                 return result
         config = config_rules.to_plain(config)
         secret_values = self._secret_values(config, task_vars) if args["check_secrets"] else None
@@ -68,15 +65,14 @@ class ActionModule(ActionBase):
         return result
 
     def _secret_values(self, config, task_vars):
-        """Values of the variables that secrets reference (templated, so vaulted values decrypt).
+        """Values of the variables that secret references name (``secrets.*.var`` and the models'
+        ``credentials.var``), templated so vaulted values decrypt.
 
         Only those variables are read; values never leave this plugin (no result key holds them).
         """
         values = {}
-        secrets = config.get("secrets") if isinstance(config, dict) else None
-        for ref in (secrets or {}).values() if isinstance(secrets, dict) else []:
-            name = ref.get("var") if isinstance(ref, dict) else None
-            if isinstance(name, str) and name in task_vars:
+        for name in config_rules.credential_vars(config):
+            if name in task_vars:
                 try:
                     values[name] = self._templar.template(task_vars[name])
                 except AnsibleError:

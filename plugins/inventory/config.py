@@ -51,8 +51,12 @@ import os
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.utils.display import Display
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, config_schema
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_file, config_rules, config_schema
+from ansible_collections.gpufleet.platform.plugins.plugin_utils import config_loader
+
+display = Display()
 
 ROLE_GROUPS = {"control-plane": "kube_control_plane", "etcd": "etcd", "worker": "kube_node"}
 
@@ -63,22 +67,45 @@ class InventoryModule(BaseInventoryPlugin):
     NAME = "gpufleet.platform.config"
 
     def verify_file(self, path):
+        """A .yml/.yaml file that names this plugin, or one no other inventory plugin can read either (empty,
+        binary, not UTF-8, too large, or a top level that is not a mapping): it is refused with a clear
+        message (the validate play reports it) rather than by every other plugin in turn."""
         if not super(InventoryModule, self).verify_file(path):
             return False
         if not path.endswith((".yml", ".yaml")):
             return False
         try:
             with open(path, "rb") as handle:
-                head = handle.read(65536).decode("utf-8", "replace")
+                head = handle.read(65536)
+            size = os.path.getsize(path)
         except (IOError, OSError):
             return False
-        return any(line.split("#", 1)[0].strip().replace('"', "").replace("'", "") == "plugin: " + self.NAME
-                   for line in head.splitlines())
+        if size > config_file.MAX_BYTES or b"\x00" in head:
+            return True
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:
+                return True  # not a multi-byte character cut at the end of the head
+            text = head[:exc.start].decode("utf-8")
+        lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+        lines = [line for line in lines if line and not line.startswith(("%", "---"))]
+        if not lines or lines[0].startswith(("-", "[", "\"", "'")) or ":" not in lines[0]:
+            return True
+        marker = "plugin: " + self.NAME
+        return any(marker in line.replace('"', "").replace("'", "") for line in lines)
 
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
-        data = self.loader.load_from_file(path, cache="none")
-        if not isinstance(data, dict) or data.get("plugin") != self.NAME:
+        self.inventory.set_variable("all", "gpufleet_config_file", os.path.abspath(path))
+        try:
+            data = config_loader.load(os.path.abspath(path), self.loader)
+        except config_loader.ConfigFileError as exc:
+            # Refused here with no hosts, and again (the same message) by the validate play, the first play of
+            # every playbook; raising would let the other inventory plugins read the hostile file in turn.
+            display.warning(str(exc))
+            return
+        if data.get("plugin") != self.NAME:
             raise AnsibleParserError("%s: not a gpufleet config.yml (expected 'plugin: %s')" % (path, self.NAME))
         config = config_rules.apply_defaults(config_schema.SCHEMA, config_rules.to_plain(data))
         for group in ("k8s_cluster", "kube_control_plane", "etcd", "kube_node", "calico_rr", "gpu_nodes", "simulated"):
@@ -86,7 +113,6 @@ class InventoryModule(BaseInventoryPlugin):
         self.inventory.add_child("k8s_cluster", "kube_control_plane")
         self.inventory.add_child("k8s_cluster", "kube_node")
         self.inventory.add_child("k8s_cluster", "calico_rr")
-        self.inventory.set_variable("all", "gpufleet_config_file", os.path.abspath(path))
         cluster = config.get("cluster") if isinstance(config.get("cluster"), dict) else {}
         try:
             for key, value in config_rules.kubespray_vars(cluster).items():

@@ -29,6 +29,7 @@ from ansible_collections.gpufleet.platform.plugins.module_utils import config_sc
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, quantity, serving, tenancy
 
+# The one list of passwords refused anywhere (compared after trimming and case folding).
 KNOWN_DEFAULT_SECRETS = frozenset([
     "admin", "prom-operator", "deepops", "cns-stack", "password", "changeme", "change-me", "secret",
     "grafana", "root", "nvidia", "123456", "slurm", "test",
@@ -37,6 +38,24 @@ TENANCY_CPU_FLAVOR = "gpufleet-cpu"  # tenancy.CPU_FLAVOR
 VOLCANO_DEFAULT_PLUGINS = ["gang", "drf", "proportion", "binpack", "priority", "predicates", "nodeorder"]
 RESERVED_NAMESPACES = frozenset(["default", "kube-system", "kube-public", "kube-node-lease"])
 MIN_SECRET_LENGTH = 12
+# Where config.yml holds secret references: nothing at or under these paths is ever printed.
+SECRET_PATH = re.compile(r"^(secrets|services\.kserve\.models\[[0-9]+\]\.credentials)(\.|\[|$)")
+SECRET_KEYS = frozenset(["secrets", "credentials"])
+SECRET_FORMS = "{var: <name of a vaulted Ansible variable>} or {generate: true}"
+NOT_SHOWN = "<not shown>"
+
+
+def is_secret_path(path):
+    """True for a key path at or under a secret reference (``secrets.*``, a model's ``credentials``)."""
+    return bool(SECRET_PATH.match(path or ""))
+
+
+def _kind(value):
+    for types, name in ((bool, "a boolean"), (str, "a string"), ((int, float), "a number"), (dict, "a mapping"),
+                        (list, "a list")):
+        if isinstance(value, types):
+            return name
+    return "null" if value is None else "a %s" % type(value).__name__
 
 
 class ConfigIssue(object):
@@ -45,10 +64,15 @@ class ConfigIssue(object):
     def __init__(self, path, message, value=None, has_value=False):
         self.path = path
         self.message = message
-        self.value = value
+        self.hidden = None
+        if has_value and is_secret_path(path):
+            self.hidden, value, has_value = _kind(value), None, False  # a secret's value never leaves
+        self.value = _scrub(value)
         self.has_value = has_value
 
     def __str__(self):
+        if self.hidden:
+            return "%s: %s (got %s; a secret's value is never shown)" % (self.path, self.message, self.hidden)
         if self.has_value:
             return "%s: %s (got %s)" % (self.path or "<top level>", self.message, _show(self.value))
         return "%s: %s" % (self.path or "<top level>", self.message)
@@ -78,7 +102,17 @@ def to_plain(data):
     return data
 
 
+def _scrub(value):
+    """``value`` with whatever sits under a secret key replaced, for display."""
+    if isinstance(value, dict):
+        return dict((k, NOT_SHOWN if k in SECRET_KEYS else _scrub(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
 def _show(value):
+    value = _scrub(value)
     text = repr(value)
     if isinstance(value, str):
         text = "'%s'" % value
@@ -133,6 +167,11 @@ def _schema_issue(error, root_schema):
     validator = error.validator
     sub = error.schema if isinstance(error.schema, dict) else {}
     value = error.instance
+    if is_secret_path(path) and path.endswith(".credentials"):
+        return [ConfigIssue(path, "must be {var: <name of a vaulted Ansible variable>}: storage credentials are "
+                            "never written in config.yml", value, True)]
+    if is_secret_path(path) and re.match(r"^(secrets\.[^.\[]+|secrets\[[^]]+\])$", path):
+        return [ConfigIssue(path, "must be %s: a secret is never written in config.yml" % SECRET_FORMS, value, True)]
     if "propertyNames" in list(error.schema_path) and validator == "pattern":
         helptext = PATTERN_HELP.get(error.validator_value, "text matching %s" % error.validator_value)
         return [ConfigIssue(key_path(list(error.absolute_path) + [value]), "key must be %s" % helptext)]
@@ -182,7 +221,7 @@ def _schema_issue(error, root_schema):
     if validator == "oneOf":
         description = sub.get("description", "")
         return [ConfigIssue(path, "is not valid here: %s" % description.rstrip("."), value, True)]
-    return [ConfigIssue(path, error.message)]
+    return [ConfigIssue(path, "does not satisfy the schema (%s)" % validator, value, True)]  # never error.message
 
 
 def schema_issues(config):
@@ -323,6 +362,7 @@ def rule_cluster(config, ctx):
         yield ConfigIssue("cluster.service_cidr", "overlaps cluster.pod_cidr %s; choose disjoint networks"
                           % nets["pod_cidr"], str(nets["service_cidr"]), True)
     ctx["networks"] = nets
+    yield from _network_size_issues(config, nets)
     version = cluster.get("kubernetes_version")
     if isinstance(version, str) and re.match(config_schema.K8S_VERSION, version):
         if _version_tuple(version) < _version_tuple(versions.KUBERNETES_MIN_VERSION):
@@ -332,6 +372,47 @@ def rule_cluster(config, ctx):
             yield ConfigIssue("cluster.kubernetes_version", "Kubespray %s supports Kubernetes up to %s.x"
                               % (versions.KUBESPRAY_VERSION, ".".join(versions.KUBERNETES_VERSION.split(".")[:2])),
                               version, True)
+
+
+# Kubespray's defaults: each node gets a /24 (IPv4) or /120 (IPv6) of the pod network (kube_network_node_prefix,
+# kube_network_node_prefix_ipv6); kube-apiserver refuses a service network of more than 2^20 addresses.
+NODE_PREFIX = {4: 24, 6: 120}
+MIN_SERVICE_ADDRESSES = 256  # the platform's charts create about 40 Services; teams and models add their own
+MAX_SERVICE_BITS = 20
+
+
+def _network_size_issues(config, nets):
+    nodes = len(_items(config, "nodes"))
+    pod = nets.get("pod_cidr")
+    if pod is not None:
+        node_prefix = NODE_PREFIX[pod.version]
+        blocks = 2 ** (node_prefix - pod.prefixlen) if pod.prefixlen <= node_prefix else 0
+        if blocks < max(nodes, 1):
+            need = node_prefix - max(nodes - 1, 0).bit_length()
+            yield ConfigIssue("cluster.pod_cidr", "has room for %d node%s at Kubespray's per-node /%d "
+                              "(kube_network_node_prefix) but config.yml has %d; use a /%d or larger network"
+                              % (blocks, "" if blocks == 1 else "s", node_prefix, nodes, need), str(pod), True)
+    service = nets.get("service_cidr")
+    if service is not None:
+        if service.num_addresses < MIN_SERVICE_ADDRESSES:
+            yield ConfigIssue("cluster.service_cidr", "has %d addresses; the platform's Services need at least %d "
+                              "(a /%d)" % (service.num_addresses, MIN_SERVICE_ADDRESSES,
+                                           service.max_prefixlen - 8), str(service), True)
+        elif service.max_prefixlen - service.prefixlen > MAX_SERVICE_BITS:
+            yield ConfigIssue("cluster.service_cidr", "is larger than kube-apiserver accepts (at most 2^%d addresses, "
+                              "a /%d)" % (MAX_SERVICE_BITS, service.max_prefixlen - MAX_SERVICE_BITS),
+                              str(service), True)
+
+
+def _address_problem(ip):
+    """Why ``ip`` cannot be a node address (not unicast, or not routable between nodes), or None."""
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    for attribute, what in (("is_unspecified", "the unspecified address"), ("is_loopback", "a loopback address"),
+                            ("is_multicast", "a multicast address"), ("is_link_local", "a link-local address"),
+                            ("is_reserved", "a reserved address (not unicast)")):
+        if getattr(ip, attribute):
+            return attribute, what
+    return None
 
 
 def rule_nodes(config, ctx):
@@ -356,6 +437,11 @@ def rule_nodes(config, ctx):
                     yield ConfigIssue("nodes[%d].address" % i, "duplicate address, already used by nodes[%d]"
                                       % addresses[ip], address, True)
                 addresses.setdefault(ip, i)
+                problem = _address_problem(ip)
+                if problem and not (problem[0] == "is_loopback" and node.get("simulated") is True):
+                    yield ConfigIssue("nodes[%d].address" % i, "is %s; a node needs a unicast address the other "
+                                      "nodes can route to (loopback only on a simulated lab node)" % problem[1],
+                                      address, True)
                 for key, net in nets.items():
                     if ip.version == net.version and ip in net:
                         yield ConfigIssue("nodes[%d].address" % i, "lies inside cluster.%s %s" % (key, net),
@@ -814,6 +900,7 @@ def rule_services(config, ctx):
                     if offered is not None and resource not in offered:
                         yield ConfigIssue(base + ".gpu_resource", "pool '%s' provides: %s"
                                           % (pool, ", ".join(sorted(offered))), resource, True)
+                    yield from _one_node_issues(pool, pools[pool], model, base)
             if _enabled(config, "kueue"):
                 namespace = model.get("namespace")
                 if namespace not in team_namespaces:
@@ -858,6 +945,20 @@ def _kserve_kind_issues(kserve, model, base):
                           "between min_replicas and max_replicas", model["replicas"], True)
 
 
+def _one_node_issues(pool_name, pool, model, base):
+    """A replica runs on one node (vLLM's tensor parallel group shares the node's GPUs): its GPUs and tensor
+    parallel size fit in one node of the pool. MIG devices are one per replica (the rule above)."""
+    per_node = pool.get("gpus_per_node")
+    if serving.is_mig(model.get("gpu_resource", "")) or not isinstance(per_node, int):
+        return
+    key = "gpus" if "gpus" in model else "tensor_parallel_size"
+    count = model.get(key)
+    if isinstance(count, int) and not isinstance(count, bool) and count > per_node:
+        yield ConfigIssue(base + "." + key, "a replica runs on one node and a node of pool '%s' has %d GPU%s "
+                          "(gpu_pools.%s.gpus_per_node): ask for at most %d, or use a pool with bigger nodes"
+                          % (pool_name, per_node, "" if per_node == 1 else "s", pool_name, per_node), count, True)
+
+
 def _kserve_model_issues(config, ctx, kserve, model, base, seen):
     """Serving rules beyond the anchors: unique names, credentials by reference, scale to zero, and the
     GPU memory fit (module_utils/serving.py)."""
@@ -873,6 +974,7 @@ def _kserve_model_issues(config, ctx, kserve, model, base, seen):
     if str(model.get("storage_uri", "")).startswith("pvc://") and credentials is not None:
         yield ConfigIssue(base + ".credentials", "a pvc:// model needs no credentials; remove the key", credentials,
                           True)
+    yield from _credential_issues(ctx, model, base)
     if model.get("min_replicas") == 0 and kserve.get("deployment_mode", "Standard") != "Knative":
         yield ConfigIssue(base + ".min_replicas", "scale to zero needs services.kserve.deployment_mode: Knative; "
                           "Standard mode keeps at least 1 replica", 0, True)
@@ -909,6 +1011,45 @@ def _receivers_ok(value):
             and all(isinstance(r, dict) and isinstance(r.get("name"), str) and r["name"] for r in receivers))
 
 
+def is_known_default(value):
+    """True when ``value`` is a well-known default password, however padded or cased."""
+    return isinstance(value, str) and value.strip().casefold() in KNOWN_DEFAULT_SECRETS
+
+
+def credential_vars(config):
+    """The variable names config.yml's secret references name: ``secrets.*.var`` and the models'
+    ``credentials.var`` (the values the validate action reads for the checks)."""
+    refs = list(_dict(config.get("secrets")).values()) if isinstance(config, dict) else []
+    kserve = _dict(_dict(config.get("services")).get("kserve")) if isinstance(config, dict) else {}
+    refs.extend(_dict(m).get("credentials") for m in _list(kserve.get("models")))
+    return sorted(set(ref["var"] for ref in refs if isinstance(ref, dict) and _var_name(ref.get("var"))))
+
+
+def _var_name(value):
+    return isinstance(value, str) and re.match(config_schema.VAR_NAME, value) is not None
+
+
+def _credential_issues(ctx, model, base):
+    """A model's {var: NAME} names a defined variable of the shape its storage scheme needs (values never shown)."""
+    values = ctx.get("secret_values")
+    credentials = model.get("credentials")
+    var = credentials.get("var") if isinstance(credentials, dict) else None
+    if values is None or not _var_name(var):
+        return
+    path = base + ".credentials.var"
+    if var not in values:
+        yield ConfigIssue(path, "names variable '%s', which is not defined; put it in an Ansible Vault file "
+                          "(ansible-vault create group_vars/all/vault.yml)" % var)
+        return
+    value, scheme = values[var], str(model.get("storage_uri", "")).split("://", 1)[0]
+    if scheme == "s3" and not (isinstance(value, dict) and all(
+            isinstance(value.get(k), str) and value[k] for k in ("access_key_id", "secret_access_key"))):
+        yield ConfigIssue(path, "variable '%s' must be a mapping with non-empty access_key_id and secret_access_key "
+                          "(optional: endpoint, region, use_https, verify_ssl)" % var)
+    elif scheme == "hf" and not (isinstance(value, str) and value.strip()):
+        yield ConfigIssue(path, "variable '%s' must hold a Hugging Face token (a non-empty string)" % var)
+
+
 def rule_secrets(config, ctx):
     values = ctx.get("secret_values")
     for purpose, ref in sorted(_dict(config.get("secrets")).items()):
@@ -916,8 +1057,8 @@ def rule_secrets(config, ctx):
             yield ConfigIssue("secrets.%s" % purpose, "cannot be generated; reference a vaulted variable holding "
                               "%s: {var: vault_%s}" % (STRUCTURED_SECRETS[purpose], purpose))
             continue
-        if not isinstance(ref, dict) or "var" not in ref or values is None:
-            continue
+        if not isinstance(ref, dict) or not _var_name(ref.get("var")) or values is None:
+            continue  # a malformed reference is the schema's to report (without its value)
         var = ref["var"]
         path = "secrets.%s.var" % purpose
         if var not in values:
@@ -929,12 +1070,12 @@ def rule_secrets(config, ctx):
             if not _receivers_ok(value):
                 yield ConfigIssue(path, "variable '%s' must hold %s" % (var, STRUCTURED_SECRETS[purpose]))
             continue
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value.strip():
             yield ConfigIssue(path, "variable '%s' must hold a non-empty string" % var)
-        elif value.lower() in KNOWN_DEFAULT_SECRETS:
+        elif is_known_default(value):
             yield ConfigIssue(path, "variable '%s' holds a well-known default password; choose a unique secret "
                               "(at least %d characters)" % (var, MIN_SECRET_LENGTH))
-        elif purpose.endswith("password") and len(value) < MIN_SECRET_LENGTH:
+        elif purpose.endswith("password") and len(value.strip()) < MIN_SECRET_LENGTH:
             yield ConfigIssue(path, "variable '%s' holds a password shorter than %d characters"
                               % (var, MIN_SECRET_LENGTH))
 

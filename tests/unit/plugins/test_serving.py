@@ -162,7 +162,7 @@ def test_example_with_kserve_is_valid_and_planned(example):
      "Standard mode keeps at least 1 replica (got 0)"),
     ({"storage_uri": "s3://models/llama", "credentials": {"generate": True}},
      "services.kserve.models[0].credentials: storage credentials come from your store, never generated: reference "
-     "a vaulted variable ({var: vault_s3_credentials}) (got {'generate': True})"),
+     "a vaulted variable ({var: vault_s3_credentials}) (got a mapping; a secret's value is never shown)"),
     ({"engine_args": ["max-num-seqs=8"]},
      "services.kserve.models[0].engine_args[0]: must be a vLLM flag like --enable-prefix-caching or "
      "--max-num-seqs=64 (got 'max-num-seqs=8')"),
