@@ -55,7 +55,7 @@ SELECTOR = "%s=true" % settings.SIMULATED_LABEL
 
 
 def _mig_module():
-    gpu_models._collection_catalog()  # puts .build/collections on sys.path
+    gpu_models.collection_importable()  # puts .build/collections on sys.path
     from ansible_collections.gpufleet.platform.plugins.module_utils import mig
     return mig
 

@@ -139,6 +139,7 @@ def test_cluster_policy_and_values_carry_the_config(lab, converged):
     values = json.loads(out)
     assert values["cdi"] == {"enabled": True} and values["nfd"] == {"enabled": True}
     assert values["dcgmExporter"]["serviceMonitor"] == {"enabled": True, "interval": "30s"}  # monitoring is on
+    assert values["dcgmExporter"]["env"] == [{"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"}]  # per-pod GPU metrics
     assert values["driver"]["repository"] == "registry.invalid/gpufleet-lab/nvidia"  # air-gap image mirror
     ns = lab.core.read_namespace(NS).metadata.labels
     assert ns["pod-security.kubernetes.io/enforce"] == "privileged"

@@ -91,6 +91,12 @@ def test_monitoring_converges_idempotent_and_check_clean(lab, tmp_path, monitori
     assert alerts["GPUTemperatureHigh"]["expr"] == "DCGM_FI_DEV_GPU_TEMP > 83"
     assert alerts["GPUTemperatureHigh"]["annotations"]["summary"].startswith("GPU {{ $labels.gpu }}")
     assert len(alerts) == 13
+    assert all(r["annotations"]["runbook_url"] == "docs/operations/runbooks.md#" + name.lower()
+               for name, r in alerts.items())
+    usage = lab.custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", monitoring_ns, "prometheusrules",
+                                                    "gpufleet-gpu-usage")
+    records = [r["record"] for g in usage["spec"]["groups"] for r in g["rules"]]
+    assert len(records) == 10 and "namespace_resource:gpufleet_gpu_hours_requested:sum_1h" in records
     pm = lab.custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", monitoring_ns, "podmonitors",
                                                  "gpufleet-vllm")
     assert pm["spec"]["podMetricsEndpoints"][0]["portNumber"] == 8080

@@ -13,6 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 ROLE = os.path.join(ROOT, "roles", "monitoring")
 EXAMPLE = os.path.join(ROOT, "config.example.yml")
 RULES_TEMPLATE = os.path.join(ROLE, "templates", "gpu-alerts.rules.yml.j2")
+USAGE_TEMPLATE = os.path.join(ROLE, "templates", "gpu-usage.rules.yml.j2")
+VALUES_TEMPLATE = os.path.join(ROLE, "templates", "values.yml.j2")
+RUNBOOKS = os.path.join(ROOT, "docs", "operations", "runbooks.md")
 DASHBOARDS = os.path.join(ROLE, "files", "dashboards")
 PROMTOOL_VERSION = os.environ.get("PROMTOOL_VERSION", "3.14.0")
 PROMTOOL = os.environ.get("PROMTOOL") or os.path.join(
@@ -28,18 +31,24 @@ def plan(config_path=EXAMPLE, overrides=None):
     return config_rules.validate(config)
 
 
-def role_vars(the_plan):
+def role_vars(the_plan, extra=None):
     variables = {"gpufleet_plan": the_plan}
     for rel in ("defaults/main.yml", "vars/main.yml"):
         with open(os.path.join(ROLE, rel)) as fh:
             variables.update(yaml.safe_load(fh))
+    variables.update(extra or {})
     return variables
 
 
-def render_rules(the_plan=None):
-    """The rule groups the role puts in the PrometheusRule spec, as text (a promtool rules file)."""
+def render_rules(the_plan=None, template=RULES_TEMPLATE, extra=None):
+    """The rule groups the role puts in a PrometheusRule spec, as text (a promtool rules file): the GPU alerts
+    (default) or, with template=USAGE_TEMPLATE, the GPU allocation and GPU-hours recording rules."""
     loader = DataLoader()
     loader.set_basedir(ROLE)
-    templar = Templar(loader=loader, variables=role_vars(the_plan or plan()))
-    with open(RULES_TEMPLATE) as fh:
+    templar = Templar(loader=loader, variables=role_vars(the_plan or plan(), extra))
+    with open(template) as fh:
         return templar.template(fh.read(), escape_backslashes=False)
+
+
+def render_usage_rules(the_plan=None, extra=None):
+    return render_rules(the_plan, USAGE_TEMPLATE, extra)

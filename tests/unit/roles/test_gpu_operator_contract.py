@@ -119,3 +119,34 @@ def test_driver_version_and_air_gap():
     assert values["driver"]["repository"] == "registry.invalid/gpufleet-lab/nvidia"
     assert values["toolkit"]["repository"] == "registry.invalid/gpufleet-lab/nvidia/k8s"
     assert values["migManager"]["repository"] == "registry.invalid/gpufleet-lab/nvidia/cloud-native"
+
+
+SRC = os.path.join(SHARED, "upstream", "src", "gpu-operator-v26.7.0")
+CHART = os.path.join(SHARED, "upstream", "charts", "gpu-operator-v26.7.0")
+
+
+def test_dcgm_exporter_per_pod_attribution():
+    config = _load(os.path.join(ROOT, "config.example.yml"))
+    assert render(config)["dcgmExporter"]["env"] == [{"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"}]
+    off = render_role_template("gpu_operator", "values.yml.j2", config, extra=lambda plan: {
+        "__gpu_operator_settings": gpu_layer.gpu_operator_settings(plan["pools"]),
+        "gpu_operator_dcgm_pod_attribution": False})
+    assert "env" not in off["dcgmExporter"]
+
+
+def test_dcgm_exporter_env_reaches_the_exporter():
+    """The chart passes dcgmExporter.env into the ClusterPolicy (whose schema has it), and the Operator sets each
+    entry on the exporter container over its DaemonSet asset's env."""
+    template = os.path.join(CHART, "templates", "clusterpolicy.yaml")
+    controls = os.path.join(SRC, "controllers", "object_controls.go")
+    if not (os.path.exists(template) and os.path.exists(controls)):
+        pytest.skip("gpu-operator v26.7.0 chart or source not found under %s/upstream" % SHARED)
+    with open(template) as fh:
+        assert "env: {{ toYaml .Values.dcgmExporter.env | nindent 6 }}" in fh.read()
+    with open(controls) as fh:
+        go = fh.read()
+    assert "for _, env := range config.DCGMExporter.Env {" in go
+    crd = _load(CRD)
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    env = spec["dcgmExporter"]["properties"]["env"]["items"]["properties"]
+    assert {"name", "value"} <= set(env)

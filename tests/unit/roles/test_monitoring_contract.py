@@ -20,6 +20,10 @@ VALUES = os.path.join(SHARED, "upstream", "kube-prometheus-stack", "88.5.3", "va
 ROLE = os.path.join(ROOT, "roles", "monitoring")
 # Keys the upstream values file documents only as a comment (`# configSecret:`), checked in its text.
 COMMENTED = {"alertmanager.alertmanagerSpec.configSecret": r"\n    # configSecret:"}
+# Keys of a subchart (its values file is not in ../shared): the subchart must be a dependency of the pinned chart
+# (Chart.yaml, the mirror in ../shared/upstream/charts), at the version whose values file has the key.
+SUBCHART = {"kube-state-metrics.metricLabelsAllowlist": ("kube-state-metrics", "8.4.0")}
+CHART_YAML = os.path.join(SHARED, "upstream", "charts", "kube-prometheus-stack-88.5.3", "Chart.yaml")
 
 
 def _load(path):
@@ -68,6 +72,8 @@ def test_values_keys_exist_upstream(upstream, name):
         if dotted in COMMENTED:
             assert re.search(COMMENTED[dotted], text), dotted
             continue
+        if dotted in SUBCHART:
+            continue  # test_subchart_values_are_dependencies
         node = tree
         for i, key in enumerate(path):
             if isinstance(node, dict) and key in node:
@@ -109,3 +115,19 @@ def test_retention_from_config():
     config["services"]["monitoring"]["retention"] = "30d"
     values = render(config)
     assert values["prometheus"]["prometheusSpec"]["retention"] == "30d"
+
+
+def test_subchart_values_are_dependencies(upstream):
+    if not os.path.exists(CHART_YAML):
+        pytest.skip("chart mirror not found (%s)" % CHART_YAML)
+    deps = {d["name"]: d["version"] for d in _load(CHART_YAML)["dependencies"]}
+    tree, _text = upstream
+    for dotted, (name, version) in SUBCHART.items():
+        assert dotted.split(".")[0] == name and deps.get(name) == version, (dotted, deps.get(name))
+        assert name in tree, "kube-prometheus-stack values have no %s section" % name
+
+
+def test_kube_state_metrics_exports_the_pool_label():
+    """The GPU usage recording rules join on kube_node_labels{label_gpufleet_io_pool}."""
+    values = render(CONFIGS["example"]())
+    assert values["kube-state-metrics"]["metricLabelsAllowlist"] == ["nodes=[gpufleet.io/pool]"]
