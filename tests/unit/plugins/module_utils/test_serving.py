@@ -8,7 +8,7 @@ import yaml
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, serving, versions
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_rules import ConfigValidationError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 GIB = 1024
 
 

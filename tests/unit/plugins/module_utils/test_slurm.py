@@ -15,7 +15,7 @@ from ansible_collections.gpufleet.platform.plugins.filter import slurm as slurm_
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, slurm
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_rules import ConfigValidationError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGpufleetexamplekeyexamplekeyexamplekey alice@example"
 
 
