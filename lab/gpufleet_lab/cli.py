@@ -251,6 +251,10 @@ def _up(config_path, timeout, quiet):
                 write_state(state)
             else:
                 log("lab already running (%s)" % settings.api_url())
+            if kwok_config.stale():  # lab/kwok/kwok.yaml changed since KWOK started: restart it with its stages
+                log("KWOK stages changed; restarting kwok")
+                procs.stop("kwok")
+                start_kwok()
             # Stand-in charts follow charts.py and upstream.lock (regenerated only when their digest changed),
             # so a running lab gets a chart added to the version matrix since it started.
             charts.generate()
