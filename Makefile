@@ -11,8 +11,9 @@ COLLECTIONS := $(CURDIR)/.build/collections
 LINK := $(COLLECTIONS)/ansible_collections/gpufleet/platform
 SANITY_ROOT := $(CURDIR)/.build/sanity/ansible_collections/gpufleet/platform
 # Sanity covers the collection as shipped (galaxy.yml build_ignore) plus its unit tests; the lab,
-# benchmarks, dev tools, integration suites and the lab's unit tests are not part of it (they are ruff-checked by `lint`).
-SANITY_EXCLUDE := ^(lab|bench|tools|molecule|\.ci|tests/integration|tests/unit/lab)/
+# benchmarks, dev tools, integration suites, the lab's unit tests and examples/ (a team's workloads and their render
+# script, run with the controller's Python) are not part of it (they are ruff-checked by `lint`).
+SANITY_EXCLUDE := ^(lab|bench|tools|extensions|\.ci|tests/integration|tests/unit/lab|examples)/
 PYTEST_ARGS ?=
 # ansible-test's pip bootstrap (see tools/ansible_test_get_pip.py)
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
@@ -26,7 +27,7 @@ export GPUFLEET_SHARED ?= $(abspath $(CURDIR)/../shared)
 TEST_PREREQS :=
 EXTRA_TEST_TARGETS :=
 -include lab/lab.mk
--include molecule/molecule.mk
+-include extensions/molecule/molecule.mk
 -include tests/promtool/promtool.mk
 -include tools/kubespray.mk
 
@@ -86,6 +87,11 @@ units: venv $(TEST_PREREQS) ## Unit tests (pure logic, modules, config rules)
 .PHONY: integration
 integration: venv lab-build $(TEST_PREREQS) ## Integration tests (ansible-playbook runs; the lab)
 	$(BIN)/pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: example
+example: venv ## Print example NAME for TEAM filled from CONFIG (ARGS: --pool, --gpus, --replicas, --profile); see examples/README.md
+	@test -n "$(NAME)" -a -n "$(TEAM)" || { echo "usage: make example NAME=<example> TEAM=<team> [CONFIG=config.yml] [ARGS=...]" >&2; exit 2; }
+	@$(BIN)/python examples/render.py "$(NAME)" --config "$(CONFIG)" --team "$(TEAM)" $(ARGS)
 
 .PHONY: bench
 bench: venv ## Benchmarks (figures, not pass/fail)
