@@ -1,9 +1,11 @@
-# Molecule: node roles in systemd containers (included by the top Makefile).
+# Molecule: node roles in systemd containers (included by the top Makefile). Scenarios live in
+# extensions/molecule/ (molecule's collection layout); extensions/molecule/config.yml is their shared base config,
+# which molecule finds there by itself.
 #   make docker-up     Docker engine (Debian docker.io) and debootstrap, dockerd started if not running
 #   make test-image    the systemd test image, built locally with debootstrap (cached)
 #   make molecule      every scenario: create, converge, idempotence, verify, destroy
 #   make molecule MOLECULE_SCENARIOS="gpu_node_preinstalled"   one scenario
-MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard extensions/molecule/*/molecule.yml))))
 MOLECULE_IMAGE ?= gpufleet/debian-systemd:bookworm
 DOCKERD_LOG ?= /var/log/gpufleet-dockerd.log
 export MOLECULE_IMAGE
@@ -46,7 +48,7 @@ test-containerd: ## containerd $(CONTAINERD_VERSION) for the molecule scenarios,
 molecule: venv test-image ## Molecule scenarios (node roles in systemd containers): create, converge, idempotence, verify, destroy
 	@failed=""; start=$$(date +%s); for s in $(MOLECULE_SCENARIOS); do \
 	  echo "== molecule $$s"; \
-	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule -c molecule/config.yml test -s $$s || failed="$$failed $$s"; \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test -s $$s || failed="$$failed $$s"; \
 	done; echo "== molecule: $(words $(MOLECULE_SCENARIOS)) scenarios in $$(( $$(date +%s) - start ))s"; \
 	if [ -n "$$failed" ]; then echo "== molecule FAILED:$$failed"; exit 1; fi
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import testinfra
 
-REPO = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+REPO = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 SHARED = os.environ.get("GPUFLEET_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
 REAL_CAPTURES = os.path.isdir(os.path.join(SHARED, "fixtures", "nvidia-smi", "qx"))
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
@@ -17,7 +17,7 @@ REPORT = os.path.join(EPHEMERAL, "preflight-report.json")
 PREFLIGHT = os.path.join(REPO, "playbooks", "preflight.yml")
 NODES = ("doctor-cp-1", "doctor-gpu-1", "doctor-gpu-2")
 DROPIN = "/etc/containerd/conf.d/99-gpufleet-nvidia.toml"
-KUBESPRAY_CONFIG = os.path.join(REPO, "molecule", "shared", "files", "kubespray-config.toml")
+KUBESPRAY_CONFIG = os.path.join(REPO, "extensions", "molecule", "shared", "files", "kubespray-config.toml")
 # the collection, importable as ansible_collections.gpufleet.platform (linked by `make venv`)
 if os.path.join(REPO, ".build", "collections") not in sys.path:
     sys.path.insert(0, os.path.join(REPO, ".build", "collections"))

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "")
-REPO = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+REPO = os.environ.get("MOLECULE_PROJECT_DIRECTORY") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 SHARED = os.environ.get("GPUFLEET_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
 REAL_CAPTURES = os.path.isdir(os.path.join(SHARED, "fixtures", "nvidia-smi", "qx"))
 HOST = "gpufleet-gpu-node"

@@ -13,7 +13,7 @@ pytestmark = [
 ]
 NODES = os.path.join(REPO, "playbooks", "nodes.yml")
 SCENARIO_DIR = os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "")
-KUBESPRAY_CONFIG = os.path.join(REPO, "molecule", "shared", "files", "kubespray-config.toml")
+KUBESPRAY_CONFIG = os.path.join(REPO, "extensions", "molecule", "shared", "files", "kubespray-config.toml")
 
 
 def config_file():
