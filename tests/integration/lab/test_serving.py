@@ -10,7 +10,7 @@ import uuid
 import pytest
 import yaml
 
-from lab_helpers import ensure_gpu_layer
+from lab_helpers import ensure_gpu_layer, wait_for
 from playbook import LAB_CONFIG, ansible_playbook
 
 ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
@@ -189,8 +189,13 @@ def test_removing_a_model_removes_it(lab, serving):
     result = _playbook(serving, path, "--tags", "kserve_preflight,kserve_configure")
     assert result.rc == 0, result
     assert result.changed > 0, result
-    assert sorted(_isvcs(lab, serving["cluster"])) == ["llama-8b"]
+    assert sorted(_isvcs(lab, serving["cluster"])) == ["llama-8b"]  # gone when the run ends (the role waits)
     research = serving["teams"][0]
+    # and so is what the KServe controller made for it: the predictor Deployment and its pods
+    selector = "serving.kserve.io/inferenceservice=qwen-small"
+    wait_for(lambda: not lab.apps.list_namespaced_deployment(research, label_selector=selector).items
+             and not lab.core.list_namespaced_pod(research, label_selector=selector).items,
+             timeout=120, what="qwen-small's predictor Deployment and pods gone")
     assert [s.metadata.name for s in lab.core.list_namespaced_secret(
         research, label_selector="gpufleet.io/model=qwen-small").items] == []
     assert [a.metadata.name for a in lab.core.list_namespaced_service_account(
