@@ -20,7 +20,10 @@ description:
     addresses, an odd etcd count, pool and team references, MIG layouts against the GPU model's
     profiles and placement rules, quotas against pool capacity, service dependencies, secrets).
   - Reports every problem at once, each naming the key path, the bad value and what is allowed.
-    Unknown keys are rejected with the closest valid key suggested.
+    Unknown keys are rejected with the closest valid key suggested. Nothing at or under a secret reference
+    (C(secrets.*), a model's C(credentials)) is ever printed.
+  - Reads O(path) with the collection's bounded loader (size, alias expansion, nesting, duplicate keys, UTF-8);
+    a hostile or malformed file fails with one message naming it.
   - On success sets the fact C(gpufleet_plan), the normalized plan every role reads.
 options:
   path:
@@ -33,7 +36,9 @@ options:
     type: dict
   check_secrets:
     description:
-      - Check that every C(secrets.*.var) names a defined variable that holds no well-known default password.
+      - Check that every C(secrets.*.var) names a defined variable that holds no well-known default password, and
+        that every C(services.kserve.models[].credentials.var) names a defined variable of the shape the model's
+        storage needs.
       - Values are read from the play's variables (for example an Ansible Vault file) and never returned or logged.
     type: bool
     default: true

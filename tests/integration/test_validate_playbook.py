@@ -8,28 +8,10 @@ hosts, which shows the check is meaningful.
 import copy
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
-
-
-def _env():
-    env = dict(os.environ)
-    env.update(ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_TIMEOUT="5",
-               ANSIBLE_SSH_ARGS="-o ConnectTimeout=3 -o BatchMode=yes")
-    return env
-
-
-def run(*args):
-    return subprocess.run([os.path.join(BIN, args[0])] + list(args[1:]), cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=300, check=False)
+from ansible_runs import ROOT, run
 
 
 def example():

@@ -14,6 +14,8 @@ SECRET_KEYS = [
     ("secrets", "alertmanager_receivers"),
     ("services", "kserve", "models", 0, "credentials"),
 ]
+KEY_PATHS = ["secrets.grafana_admin_password", "secrets.slurm_db_password", "secrets.registry_credentials",
+             "secrets.alertmanager_receivers", "services.kserve.models[0].credentials"]
 
 # name -> the wrong value put at every secret key
 WRONG_FORMS = {

@@ -14,6 +14,7 @@ import leak_cases  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 KEY_PATHS = [config_rules.key_path(path) for path in leak_cases.SECRET_KEYS]
+assert KEY_PATHS == leak_cases.KEY_PATHS
 
 
 @pytest.fixture(scope="module")
