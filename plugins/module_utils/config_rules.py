@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - reported by validate()
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_schema, versions
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, quantity, serving, tenancy
+from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, quantity, semver, serving, tenancy
 
 # The one list of passwords refused anywhere (compared after trimming and case folding).
 KNOWN_DEFAULT_SECRETS = frozenset([
@@ -291,10 +291,6 @@ def _enabled(config, name):
     return service.get("enabled", default) is True
 
 
-def _version_tuple(text):
-    return tuple(int(p) for p in str(text).split("."))
-
-
 def _schema_clean(ctx, prefix):
     """True when the schema reported nothing at or under ``prefix``."""
     return not any(p == prefix or p.startswith(prefix + ".") or p.startswith(prefix + "[")
@@ -365,10 +361,10 @@ def rule_cluster(config, ctx):
     yield from _network_size_issues(config, nets)
     version = cluster.get("kubernetes_version")
     if isinstance(version, str) and re.match(config_schema.K8S_VERSION, version):
-        if _version_tuple(version) < _version_tuple(versions.KUBERNETES_MIN_VERSION):
+        if semver.parse(version) < semver.parse(versions.KUBERNETES_MIN_VERSION):
             yield ConfigIssue("cluster.kubernetes_version", "Kubespray %s supports Kubernetes %s or newer"
                               % (versions.KUBESPRAY_VERSION, versions.KUBERNETES_MIN_VERSION), version, True)
-        elif _version_tuple(version)[:2] > _version_tuple(versions.KUBERNETES_VERSION)[:2]:
+        elif semver.parse(version).minor_line > semver.parse(versions.KUBERNETES_VERSION).minor_line:
             yield ConfigIssue("cluster.kubernetes_version", "Kubespray %s supports Kubernetes up to %s.x"
                               % (versions.KUBESPRAY_VERSION, ".".join(versions.KUBERNETES_VERSION.split(".")[:2])),
                               version, True)
