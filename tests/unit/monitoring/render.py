@@ -1,6 +1,8 @@
 """Render the monitoring role's rule template exactly as the role does (Ansible's Templar, the role's
 defaults and vars), with the thresholds of a config's plan (default: config.example.yml)."""
 import os
+import shutil
+import subprocess
 
 import yaml
 
@@ -16,6 +18,7 @@ RULES_TEMPLATE = os.path.join(ROLE, "templates", "gpu-alerts.rules.yml.j2")
 USAGE_TEMPLATE = os.path.join(ROLE, "templates", "gpu-usage.rules.yml.j2")
 VALUES_TEMPLATE = os.path.join(ROLE, "templates", "values.yml.j2")
 RUNBOOKS = os.path.join(ROOT, "docs", "operations", "runbooks.md")
+PROMTOOL_TESTS = os.path.join(ROOT, "tests", "promtool")
 DASHBOARDS = os.path.join(ROLE, "files", "dashboards")
 PROMTOOL_VERSION = os.environ.get("PROMTOOL_VERSION", "3.14.0")
 PROMTOOL = os.environ.get("PROMTOOL") or os.path.join(
@@ -52,3 +55,26 @@ def render_rules(the_plan=None, template=RULES_TEMPLATE, extra=None):
 
 def render_usage_rules(the_plan=None, extra=None):
     return render_rules(the_plan, USAGE_TEMPLATE, extra)
+
+
+def run(*args, cwd=None):
+    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
+
+
+def promtool_dir(directory, name, rules_text):
+    """``directory`` with <name>.rules.yml (``rules_text``) beside a copy of tests/promtool/<name>.test.yml."""
+    (directory / (name + ".rules.yml")).write_text(rules_text)
+    shutil.copy(os.path.join(PROMTOOL_TESTS, name + ".test.yml"), directory / (name + ".test.yml"))
+    return directory
+
+
+def check_rules(promtool, directory, name, count):
+    """`promtool check rules` on <name>.rules.yml passes and finds ``count`` rules."""
+    out = run(promtool, "check", "rules", str(directory / (name + ".rules.yml")))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS: %d rules found" % count in out.stdout
+
+
+def unit_test_rules(promtool, directory, name):
+    """`promtool test rules <name>.test.yml` in ``directory``: the completed process."""
+    return run(promtool, "test", "rules", name + ".test.yml", cwd=str(directory))

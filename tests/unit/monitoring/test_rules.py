@@ -1,8 +1,6 @@
 """The GPU alert rules, rendered once from the role's template with config.example.yml's thresholds,
 checked and unit-tested with promtool (built from its Go module, tests/promtool/promtool.mk)."""
 import os
-import shutil
-import subprocess
 
 import pytest
 import yaml
@@ -20,14 +18,10 @@ ALERTS = {
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """The rendering under test: rules file + a copy of the promtool test file beside it."""
-    tmp = tmp_path_factory.mktemp("rules")
-    (tmp / "gpu-alerts.rules.yml").write_text(render.render_rules())
-    shutil.copy(TEST_FILE, tmp / "gpu-alerts.test.yml")
-    return tmp
+    return render.promtool_dir(tmp_path_factory.mktemp("rules"), "gpu-alerts", render.render_rules())
 
 
-def run(*args, cwd=None):
-    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
+run = render.run
 
 
 def alerts_in(text):
@@ -40,15 +34,12 @@ def test_promtool_is_the_pinned_version(promtool):
 
 
 def test_promtool_check_rules(promtool, rendered):
-    out = run(promtool, "check", "rules", str(rendered / "gpu-alerts.rules.yml"))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: %d rules found" % len(ALERTS) in out.stdout
+    render.check_rules(promtool, rendered, "gpu-alerts", len(ALERTS))
 
 
 def test_promtool_test_rules(promtool, rendered):
-    out = run(promtool, "test", "rules", "gpu-alerts.test.yml", cwd=str(rendered))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS" in out.stdout
+    out = render.unit_test_rules(promtool, rendered, "gpu-alerts")
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
 
 
 def test_every_alert_has_firing_and_silent_cases():

@@ -1,8 +1,6 @@
 """The GPU allocation and GPU-hours recording rules (per team namespace and per pool), rendered from the role's
 template, checked and unit-tested with promtool (tests/promtool/gpu-usage.test.yml: every recorded series)."""
 import os
-import shutil
-import subprocess
 
 import pytest
 import yaml
@@ -26,14 +24,7 @@ RECORDS = [
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("usage")
-    (tmp / "gpu-usage.rules.yml").write_text(render.render_usage_rules())
-    shutil.copy(TEST_FILE, tmp / "gpu-usage.test.yml")
-    return tmp
-
-
-def run(*args, cwd=None):
-    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
+    return render.promtool_dir(tmp_path_factory.mktemp("usage"), "gpu-usage", render.render_usage_rules())
 
 
 def rules():
@@ -45,16 +36,10 @@ def test_the_recording_rules():
     assert not [r for r in rules() if "alert" in r]
 
 
-def test_promtool_check_rules(promtool, rendered):
-    out = run(promtool, "check", "rules", str(rendered / "gpu-usage.rules.yml"))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: %d rules found" % len(RECORDS) in out.stdout
-
-
-def test_promtool_test_rules(promtool, rendered):
-    out = run(promtool, "test", "rules", "gpu-usage.test.yml", cwd=str(rendered))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS" in out.stdout
+def test_promtool_check_and_test_rules(promtool, rendered):
+    render.check_rules(promtool, rendered, "gpu-usage", len(RECORDS))
+    out = render.unit_test_rules(promtool, rendered, "gpu-usage")
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
 
 
 def test_every_recording_rule_has_a_promtool_test():
@@ -69,9 +54,7 @@ def test_a_wrong_rule_fails_the_promtool_tests(promtool, tmp_path):
     """The tests are real: counting finished pods (any phase instead of Running) breaks them."""
     text = render.render_usage_rules().replace('kube_pod_status_phase{phase="Running"}', 'kube_pod_status_phase')
     assert text != render.render_usage_rules()
-    (tmp_path / "gpu-usage.rules.yml").write_text(text)
-    shutil.copy(TEST_FILE, tmp_path / "gpu-usage.test.yml")
-    out = run(promtool, "test", "rules", "gpu-usage.test.yml", cwd=str(tmp_path))
+    out = render.unit_test_rules(promtool, render.promtool_dir(tmp_path, "gpu-usage", text), "gpu-usage")
     assert out.returncode != 0
 
 
