@@ -82,8 +82,7 @@ def test_what_a_galaxy_user_needs_is_there(artifact):
 
 def test_docs_but_not_the_lab(artifact):
     _galaxy_yml, files, _manifest = artifact
-    docs = {f for f in _tree("docs")}
-    assert sorted(docs - files) == ["docs/lab.md"]
+    assert sorted(_tree("docs") - files) == ["docs/lab.md"]
 
 
 def test_manifest_metadata(artifact):

@@ -33,8 +33,8 @@ def test_every_alert_has_a_runbook_url_whose_anchor_exists():
     for name, rule in rules.items():
         url = rule["annotations"].get("runbook_url")
         assert url, "%s has no runbook_url" % name
-        base, _, anchor = url.partition("#")
-        assert base == "docs/operations/runbooks.md", (name, url)
+        base, sep, anchor = url.partition("#")
+        assert sep and base == "docs/operations/runbooks.md", (name, url)
         assert anchor == name.lower(), (name, url)
         assert anchor in anchors, "%s: no section #%s in docs/operations/runbooks.md" % (name, anchor)
 

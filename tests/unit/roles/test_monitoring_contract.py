@@ -123,7 +123,7 @@ def test_subchart_values_are_dependencies(upstream):
     deps = {d["name"]: d["version"] for d in _load(CHART_YAML)["dependencies"]}
     tree, _text = upstream
     for dotted, (name, version) in SUBCHART.items():
-        assert dotted.split(".")[0] == name and deps.get(name) == version, (dotted, deps.get(name))
+        assert dotted.split(".", maxsplit=1)[0] == name and deps.get(name) == version, (dotted, deps.get(name))
         assert name in tree, "kube-prometheus-stack values have no %s section" % name
 
 
