@@ -55,7 +55,7 @@ class ActionModule(ActionBase):
             plan = config_rules.validate(config, secret_values=secret_values)
         except config_rules.ConfigValidationError as exc:
             result.update(failed=True, msg="%s\n(source: %s)" % (to_native(exc), source),
-                          issues=[str(issue) for issue in exc.issues])
+                          issues=[str(issue) for issue in exc.issues[:config_rules.MAX_REPORTED]])
             return result
         for warning in plan["warnings"]:
             display.warning("config.yml: %s" % warning)

@@ -25,7 +25,7 @@ description:
   - The inventory is lenient on purpose - it builds what it can from a config that has errors -
     because C(playbooks/validate.yml), the first play of C(site.yml), reports every problem with its key path
     before any host is contacted.
-  - The file is read by the collection's bounded loader (at most 1 MiB, 100000 values with aliases expanded,
+  - The file is read by the collection's bounded loader (at most 1 MiB, 30000 values with aliases expanded,
     32 levels, no duplicate keys, UTF-8; see C(docs/validation.md)). A file it refuses - also an empty, binary or
     non-mapping C(.yml) file without the C(plugin) line, which no other inventory plugin could read - gives a
     warning and an empty inventory, and the validate play fails with the same message naming the file.

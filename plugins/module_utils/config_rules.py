@@ -38,6 +38,7 @@ TENANCY_CPU_FLAVOR = "gpufleet-cpu"  # tenancy.CPU_FLAVOR
 VOLCANO_DEFAULT_PLUGINS = ["gang", "drf", "proportion", "binpack", "priority", "predicates", "nodeorder"]
 RESERVED_NAMESPACES = frozenset(["default", "kube-system", "kube-public", "kube-node-lease"])
 MIN_SECRET_LENGTH = 12
+MAX_REPORTED = 100  # problems listed in the message; a hostile file can have tens of thousands
 # Where config.yml holds secret references: nothing at or under these paths is ever printed.
 SECRET_PATH = re.compile(r"^(secrets|services\.kserve\.models\[[0-9]+\]\.credentials)(\.|\[|$)")
 SECRET_KEYS = frozenset(["secrets", "credentials"])
@@ -87,7 +88,10 @@ class ConfigValidationError(ValueError):
     def __init__(self, issues):
         self.issues = list(issues)
         lines = ["config.yml is invalid (%d problem%s):" % (len(self.issues), "" if len(self.issues) == 1 else "s")]
-        lines.extend("  - %s" % issue for issue in self.issues)
+        lines.extend("  - %s" % issue for issue in self.issues[:MAX_REPORTED])
+        if len(self.issues) > MAX_REPORTED:
+            lines.append("  - ... and %d more (the first %d are listed; fix them and validate again)"
+                         % (len(self.issues) - MAX_REPORTED, MAX_REPORTED))
         super(ConfigValidationError, self).__init__("\n".join(lines))
 
 
@@ -162,6 +166,18 @@ def _schema_at(schema, path):
     return node
 
 
+_CLOSE_MATCHES = {}
+
+
+def _close_match(key, allowed):
+    """The allowed key closest to ``key`` (as a list of at most one), remembered: a large config repeats its typos."""
+    if (key, allowed) not in _CLOSE_MATCHES:
+        if len(_CLOSE_MATCHES) > 10000:
+            _CLOSE_MATCHES.clear()
+        _CLOSE_MATCHES[(key, allowed)] = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return _CLOSE_MATCHES[(key, allowed)]
+
+
 def _schema_issue(error, root_schema):
     path = key_path(list(error.absolute_path))
     validator = error.validator
@@ -183,7 +199,7 @@ def _schema_issue(error, root_schema):
             if not allowed:
                 issues.append(ConfigIssue(child, "unexpected value type", value[key], True))
                 continue
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            close = _close_match(str(key), tuple(allowed))
             hint = "did you mean '%s'? " % close[0] if close else ""
             issues.append(ConfigIssue(child, "unknown key '%s'; %sallowed keys: %s" % (key, hint, ", ".join(allowed))))
         return issues

@@ -182,3 +182,16 @@ def test_service_cidr_bounds_accepted(example):
         config = copy.deepcopy(example)
         config["cluster"].update(service_cidr=cidr, pod_cidr="10.244.0.0/16")
         assert _issues(config) == []
+
+
+def test_message_lists_at_most_100_problems(example):
+    config = copy.deepcopy(example)
+    config["nodes"].extend({"name": "n%d" % i, "address": "192.0.2.%d" % (100 + i), "roles": ["worker"], "bad": 1}
+                           for i in range(150))
+    with pytest.raises(config_rules.ConfigValidationError) as info:
+        config_rules.validate(config)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "config.yml is invalid (%d problems):" % len(info.value.issues)
+    assert len(lines) == 1 + 100 + 1
+    assert lines[-1] == "  - ... and %d more (the first 100 are listed; fix them and validate again)" % (
+        len(info.value.issues) - 100)
