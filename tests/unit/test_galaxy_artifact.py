@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Top-level entries a Galaxy user gets (MANIFEST.json and FILES.json are written by the build).
+# Top-level entries a Galaxy user gets (MANIFEST.json and FILES.json are written by the build; CHANGELOG.rst by
+# `antsibull-changelog release`).
 ALLOWED_TOP = {"roles", "plugins", "playbooks", "meta", "docs", "inventories", "changelogs", "schemas", "examples",
-               "config.example.yml", "README.md", "LICENSE", "requirements.yml", "MANIFEST.json", "FILES.json"}
+               "config.example.yml", "README.md", "LICENSE", "CHANGELOG.rst", "requirements.yml", "MANIFEST.json",
+               "FILES.json"}
 # Lab-only, test, CI and development paths (prefixes of a member's path).
 FORBIDDEN = ("lab/", "docs/lab.md", "inventories/lab/", "tests/", "molecule/", "extensions/", "bench/", ".ci/",
              "tools/", ".venv/", ".build/", ".cache/", "ansible.cfg", "Makefile", "requirements.txt", "ruff.toml",
