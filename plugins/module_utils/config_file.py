@@ -136,8 +136,8 @@ def _yaml_error(path, exc):
     where = "line %d, column %d: " % (mark.line + 1, mark.column + 1) if mark is not None else ""
     problem = getattr(exc, "problem", None) or "cannot be parsed"
     context = getattr(exc, "context", None)
-    return ConfigFileError("%s is not valid YAML: %s%s%s" % (path, where, "%s, " % context if context else "",
-                                                            problem))
+    context = "%s, " % context if context else ""
+    return ConfigFileError("%s is not valid YAML: %s%s%s" % (path, where, context, problem))
 
 
 def _check_events(path, text, max_values, max_depth):

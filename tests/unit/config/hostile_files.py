@@ -61,8 +61,9 @@ CASES = {
     "two-documents": (MARKER.encode() + b"---\ncluster: {name: x}\n",
                       "{path} holds more than one YAML document (a second one starts at line 2); config.yml is "
                       "one document"),
-    "top-level-boolean": (b"yes\n", "{path} must be a YAML mapping of sections (plugin, cluster, nodes, ...); its "
-                                     "top level is a boolean"),
+    "top-level-boolean": (b"yes\n",
+                          "{path} must be a YAML mapping of sections (plugin, cluster, nodes, ...); its top level is "
+                          "a boolean"),
     "unknown-tag": (MARKER.encode() + b"cluster: !!python/object:os.system {name: x}\n",
                     "{path} is not valid YAML: line 2, column 10: could not determine a constructor for the tag "
                     "'tag:yaml.org,2002:python/object:os.system'"),
