@@ -6,7 +6,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-UNIT_CONFIG = os.path.join(ROOT, "tests", "unit", "config")  # hostile_files.py, leak_cases.py
+UNIT_MODULE_UTILS = os.path.join(ROOT, "tests", "unit", "plugins", "module_utils")  # hostile_files.py, leak_cases.py
 
 
 def env(**extra):

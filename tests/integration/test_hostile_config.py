@@ -8,9 +8,9 @@ import sys
 import time
 
 import pytest
-from ansible_runs import UNIT_CONFIG, run
+from ansible_runs import UNIT_MODULE_UTILS, run
 
-sys.path.insert(0, UNIT_CONFIG)
+sys.path.insert(0, UNIT_MODULE_UTILS)
 import hostile_files  # noqa: E402  pylint: disable=wrong-import-position
 
 ENTRY_POINTS = {

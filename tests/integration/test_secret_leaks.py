@@ -1,6 +1,6 @@
 """Secrets never leave, through real runs: the validate playbook at -vvvv (the inventory plugin and
 the action both read the file) with a marker secret in every secret key in every wrong form
-(tests/unit/config/leak_cases.py), in the variables secret references name, and on lines that break
+(tests/unit/plugins/module_utils/leak_cases.py), in the variables secret references name, and on lines that break
 the YAML. The marker must not appear in stdout, stderr, the Ansible log, or any file the run writes."""
 import json
 import os
@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import yaml
-from ansible_runs import ROOT, UNIT_CONFIG, run
+from ansible_runs import ROOT, UNIT_MODULE_UTILS, run
 
-sys.path.insert(0, UNIT_CONFIG)
+sys.path.insert(0, UNIT_MODULE_UTILS)
 import leak_cases  # noqa: E402  pylint: disable=wrong-import-position
 
 MARKERS = (leak_cases.MARKER, leak_cases.SHORT_MARKER)

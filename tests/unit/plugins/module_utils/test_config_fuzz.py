@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 with open(os.path.join(ROOT, "config.example.yml")) as _handle:
     EXAMPLE = yaml.safe_load(_handle)
 

@@ -12,7 +12,7 @@ import yaml
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_rules import ConfigValidationError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 
 def load(path):

@@ -1,5 +1,5 @@
 """A marker secret in every secret key of config.yml, in every wrong form, and in the variables that
-secret references name: shared by the unit test (tests/unit/config/test_config_secrets.py) and the
+secret references name: shared by the unit test (tests/unit/plugins/module_utils/test_config_secrets.py) and the
 integration test that runs the validate playbook at -vvvv (tests/integration/test_secret_leaks.py).
 Validation must name the key path and the allowed forms, and the marker must never come out."""
 import copy

@@ -1,6 +1,6 @@
 """Hostile and careless config.yml files, one per class, with the exact message each is refused with.
 
-Shared by the loader's unit tests (tests/unit/config/test_config_file.py) and the integration tests
+Shared by the loader's unit tests (tests/unit/plugins/module_utils/test_config_file.py) and the integration tests
 that feed them through ``-i FILE`` and ``-e gpufleet_config_file=FILE``
 (tests/integration/test_hostile_config.py). ``{path}`` in a message stands for the file's absolute path.
 """

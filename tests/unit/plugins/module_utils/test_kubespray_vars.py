@@ -21,7 +21,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible_collections.gpufleet.platform.plugins.inventory.config import InventoryModule
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 # Kubespray v2.31.0 variable -> file (under the Kubespray tree) that gives its default.
 KUBESPRAY_V2_31_0_VARS = {

@@ -9,7 +9,7 @@ import yaml
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 
 @pytest.fixture(scope="module")

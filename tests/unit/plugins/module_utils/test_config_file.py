@@ -14,7 +14,7 @@ from ansible_collections.gpufleet.platform.plugins.module_utils import config_fi
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile_files  # noqa: E402  pylint: disable=wrong-import-position
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 
 def _write(tmp_path, data, name="config.yml"):

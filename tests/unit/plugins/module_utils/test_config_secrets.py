@@ -12,7 +12,7 @@ from ansible_collections.gpufleet.platform.plugins.module_utils import config_ru
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import leak_cases  # noqa: E402  pylint: disable=wrong-import-position
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 KEY_PATHS = [config_rules.key_path(path) for path in leak_cases.SECRET_KEYS]
 assert KEY_PATHS == leak_cases.KEY_PATHS
 
