@@ -41,6 +41,21 @@ def verify_smoke_jobs(plan, image=None, command=None, timeout_seconds=300, names
                              namespace or verify.SMOKE_NAMESPACE)
 
 
+def verify_journeys(plan, image=None, annotations=None):
+    """The objects of the opt-in journey smoke (setup, workloads), or None when it has nothing to run."""
+    if annotations is not None and not isinstance(annotations, dict):
+        raise AnsibleFilterError("cluster_verify_journey_pod_annotations must be a mapping, got %s"
+                                 % type(annotations).__name__)
+    return verify.journeys(_plan(plan), image or None, annotations=annotations or None)
+
+
+def verify_journeys_settled(observed, plan, journey=None):
+    """True once every journey check (or only ``journey``'s) passes: what the wait loops wait for."""
+    if journey not in (None, "quota-held", "gang-fit"):
+        raise AnsibleFilterError("verify_journeys_settled: journey must be quota-held or gang-fit, got %r" % journey)
+    return verify.journeys_settled(_plan(plan), observed, journey)
+
+
 def verify_checks(observed, plan):
     """Report checks for what the cluster holds (observed) against the plan."""
     try:
@@ -60,6 +75,8 @@ class FilterModule(object):
         return {
             "verify_expected_objects": verify_expected_objects,
             "verify_smoke_jobs": verify_smoke_jobs,
+            "verify_journeys": verify_journeys,
+            "verify_journeys_settled": verify_journeys_settled,
             "verify_checks": verify_checks,
             "verify_charts": verify_charts,
         }

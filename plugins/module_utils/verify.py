@@ -15,7 +15,8 @@ Pure functions. The role ``cluster_verify`` reads the cluster with ``kubernetes.
   nodes Ready; allocatable GPU resources per node equal to the plan (full GPUs, MIG resources, shared
   replicas); MIG state ``success`` where a layout is set; the GPU Operator's ClusterPolicy ready;
   charts deployed, controllers Available, objects present and, where a controller reports a status,
-  ready; the smoke Jobs complete.
+  ready; the smoke Jobs complete; with the opt-in journey smoke, a team's quota holds (Kueue) and a gang
+  starts whole (Volcano), see ``journeys``.
 
 A check is module_utils/report.py's ``{"host", "check", "status", "message", "details"}`` with status ok /
 warn / fail / skip; report.build() turns them into the report.
@@ -158,6 +159,134 @@ def smoke_jobs(plan, image=None, command=("nvidia-smi", "-L"), timeout_seconds=3
             },
         })
     return jobs
+
+
+JOURNEY_NAMESPACE = "gpufleet-verify-journeys"
+JOURNEY_LABEL = "gpufleet.io/verify-journey"
+JOURNEY_QUEUE = "gpufleet-verify-journeys"
+JOURNEY_GANG = 2  # workers of the gang journey
+
+
+def journey_pool(plan):
+    """(pool name, resource) the journey smoke uses: the first pool with nodes and a device resource, or None."""
+    for name, pool in sorted((plan.get("pools") or {}).items()):
+        resource = smoke_resource(pool)
+        if pool.get("nodes") and resource:
+            return name, resource
+    return None
+
+
+def _journey_job(name, journey, resource, image, command, annotations, labels=None):
+    template = {"metadata": {"labels": {JOURNEY_LABEL: journey}},
+                "spec": {"restartPolicy": "Never",
+                         "containers": [{"name": "journey", "image": image, "command": list(command),
+                                         "env": [{"name": "NVIDIA_DISABLE_REQUIRE", "value": "true"}],
+                                         "resources": {"limits": {resource: 1}}}]}}
+    if annotations:
+        template["metadata"]["annotations"] = dict(annotations)
+    meta = {"name": name, "namespace": JOURNEY_NAMESPACE,
+            "labels": dict(labels or {}, **{JOURNEY_LABEL: journey, "app.kubernetes.io/managed-by": "gpufleet",
+                                            "app.kubernetes.io/part-of": "gpufleet-platform"})}
+    return meta, template
+
+
+def journeys(plan, image=None, command=("sh", "-c", "nvidia-smi -L; sleep 600"), annotations=None):
+    """What the opt-in journey smoke (verify.yml -e verify_journeys=true) creates, in its own namespace:
+
+    * ``quota-held`` (Kueue on): a ClusterQueue with no cohort and a quota of 1 device of the journey pool's
+      resource, its LocalQueue, and 2 one-device Jobs: one must be admitted, the other must wait;
+    * ``gang-fit`` (Volcano on): a Volcano Queue and a Volcano Job of JOURNEY_GANG one-device workers with
+      minAvailable JOURNEY_GANG: all of them must be bound to nodes of the pool.
+
+    The pods sleep after ``nvidia-smi -L`` so that they hold their devices while the run looks; the run deletes
+    everything afterwards. Returns {"pool", "resource", "setup": [...], "workloads": [...], "journeys": [...]}, or
+    None when no pool has nodes or neither Kueue nor Volcano is on.
+    """
+    found = journey_pool(plan)
+    kueue, volcano = _enabled(plan, "kueue"), _enabled(plan, "volcano")
+    if not found or not (kueue or volcano):
+        return None
+    pool_name, resource = found
+    pool = plan["pools"][pool_name]
+    image = smoke_image(plan, image)
+    part = {"app.kubernetes.io/managed-by": "gpufleet", "app.kubernetes.io/part-of": "gpufleet-platform"}
+    setup = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": JOURNEY_NAMESPACE, "labels": dict(part)}}]
+    workloads, names = [], []
+    if kueue:
+        names.append("quota-held")
+        setup.append({"apiVersion": KINDS["ClusterQueue"], "kind": "ClusterQueue",
+                      "metadata": {"name": JOURNEY_QUEUE, "labels": dict(part)},
+                      "spec": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": JOURNEY_NAMESPACE}},
+                               "resourceGroups": [{"coveredResources": [resource], "flavors": [
+                                   {"name": pool_name, "resources": [{"name": resource, "nominalQuota": "1"}]}]}]}})
+        setup.append({"apiVersion": KINDS["LocalQueue"], "kind": "LocalQueue",
+                      "metadata": {"name": tenancy.LOCAL_QUEUE, "namespace": JOURNEY_NAMESPACE, "labels": dict(part)},
+                      "spec": {"clusterQueue": JOURNEY_QUEUE}})
+        for i in range(2):
+            meta, template = _journey_job("quota-held-%d" % i, "quota-held", resource, image, command, annotations,
+                                          labels={tenancy.QUEUE_LABEL: tenancy.LOCAL_QUEUE})
+            workloads.append({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+                              "spec": {"backoffLimit": 0, "template": template}})
+    if volcano:
+        names.append("gang-fit")
+        setup.append({"apiVersion": KINDS["Queue"], "kind": "Queue",
+                      "metadata": {"name": JOURNEY_QUEUE, "labels": dict(part)},
+                      "spec": {"weight": 1, "reclaimable": False}})
+        meta, template = _journey_job("gang-fit", "gang-fit", resource, image, command, annotations)
+        template["spec"]["nodeSelector"] = {POOL_LABEL: pool_name}
+        template["spec"]["tolerations"] = tenancy.pool_tolerations(pool)
+        workloads.append({"apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job", "metadata": meta,
+                          "spec": {"schedulerName": "volcano", "queue": JOURNEY_QUEUE, "minAvailable": JOURNEY_GANG,
+                                   "tasks": [{"name": "worker", "replicas": JOURNEY_GANG, "template": template}]}})
+    return {"pool": pool_name, "resource": resource, "setup": setup, "workloads": workloads, "journeys": names}
+
+
+def _journey_checks(plan, observed):
+    """Checks of the journey smoke: ``journey_workloads`` (Kueue Workloads) and ``journey_pods`` of its namespace;
+    ``journey_skipped``: why it did not run. Nothing when the journeys were not asked for."""
+    if not observed.get("journeys_requested"):
+        return []
+    spec = journeys(plan)
+    if spec is None:
+        return [check("cluster", "journey", "skip", "no pool with nodes, or neither Kueue nor Volcano is on")]
+    skipped = observed.get("journey_skipped")
+    what = "%s in pool %s" % (spec["resource"], spec["pool"])
+    out = []
+    if "quota-held" in spec["journeys"]:
+        if skipped:
+            out.append(check("cluster", "journey-quota-held", "skip", skipped))
+        else:
+            wls = observed.get("journey_workloads") or []
+            admitted = [w for w in wls if (_conditions(w).get("Admitted") or {}).get("status") == "True"]
+            waiting = [w for w in wls if (_conditions(w).get("QuotaReserved") or {}).get("status") == "False"]
+            msg = "2 one-device Jobs on a quota of 1 x %s: %d admitted, %d waiting" % (what, len(admitted), len(waiting))
+            if len(admitted) == 1 and len(waiting) == 1:
+                reason = (_conditions(waiting[0]).get("QuotaReserved") or {}).get("message") or ""
+                out.append(check("cluster", "journey-quota-held", "ok", msg + (" (%s)" % reason if reason else "")))
+            else:
+                out.append(check("cluster", "journey-quota-held", "fail", msg + " (expected 1 and 1)"))
+    if "gang-fit" in spec["journeys"]:
+        if skipped:
+            out.append(check("cluster", "journey-gang-fit", "skip", skipped))
+        else:
+            pods = [p for p in observed.get("journey_pods") or []
+                    if (_meta(p).get("labels") or {}).get(JOURNEY_LABEL) == "gang-fit"]
+            bound = sorted({(p.get("spec") or {}).get("nodeName") for p in pods if (p.get("spec") or {}).get("nodeName")})
+            count = sum(1 for p in pods if (p.get("spec") or {}).get("nodeName"))
+            msg = "Volcano gang of %d x 1 %s (minAvailable %d): %d bound" % (JOURNEY_GANG, what, JOURNEY_GANG, count)
+            if count == JOURNEY_GANG:
+                out.append(check("cluster", "journey-gang-fit", "ok", msg + " (on %s)" % ", ".join(bound)))
+            else:
+                out.append(check("cluster", "journey-gang-fit", "fail", msg + " (expected all %d)" % JOURNEY_GANG))
+    return out
+
+
+def journeys_settled(plan, observed, journey=None):
+    """True when the journey checks (only ``journey``'s: quota-held or gang-fit, when given) would all pass: the
+    wait loops' condition."""
+    checks_ = [c for c in _journey_checks(plan, dict(observed, journeys_requested=True))
+               if journey is None or c["check"] == "journey-" + journey]
+    return bool(checks_) and all(c["status"] == "ok" for c in checks_)
 
 
 def _node_checks(plan, nodes):
@@ -367,4 +496,5 @@ def checks(plan, observed):
     out += _service_checks(plan, observed.get("releases") or [], observed.get("deployments") or [])
     out += _object_checks(observed.get("expected_objects") or [], observed.get("objects") or [])
     out += _smoke_checks(plan, observed.get("smoke_jobs"), observed.get("smoke_pods"), observed.get("smoke_skipped"))
+    out += _journey_checks(plan, observed)
     return out

@@ -119,6 +119,43 @@ def test_verify_check_mode_creates_nothing(lab, converged, tmp_path):
     assert smoke and all(c["status"] == "skip" for c in smoke.values())
 
 
+# KWOK's Job pods "run" for 1 s; the journey pods must hold their device while verify looks (on a real cluster
+# they sleep after nvidia-smi): the role's pod annotations carry KWOK's run-time annotation (docs/lab.md)
+JOURNEY_PODS = json.dumps({"cluster_verify_journey_pod_annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "1h"}})
+
+
+def _journey_leftovers(lab):
+    names = [ns.metadata.name for ns in lab.core.list_namespace().items]
+    cqs = [o["metadata"]["name"] for o in lab.custom.list_cluster_custom_object(
+        "kueue.x-k8s.io", "v1beta2", "clusterqueues")["items"]]
+    queues = [o["metadata"]["name"] for o in lab.custom.list_cluster_custom_object(
+        "scheduling.volcano.sh", "v1beta1", "queues")["items"]]
+    return [n for n in names + cqs + queues if n == "gpufleet-verify-journeys"]
+
+
+def test_journey_smoke_a_quota_holds_and_a_gang_starts_whole(lab, converged, tmp_path):
+    """-e verify_journeys=true on the converged lab: of 2 one-GPU Jobs on a Kueue quota of 1, the real Kueue admits
+    one and holds the other; the real Volcano binds both workers of a 2-worker gang. Reported in the verify report,
+    changed=0, and nothing is left behind."""
+    result, report = _verify(tmp_path, "-e", "verify_journeys=true", "-e", JOURNEY_PODS, name="journeys.json")
+    assert result.rc == 0, str(result)
+    assert result.changed == 0, result.changed_tasks()
+    quota = _by(report, "journey-quota-held")["cluster"]
+    assert quota["status"] == "ok", quota
+    assert "quota of 1 x nvidia.com/gpu in pool a100: 1 admitted, 1 waiting" in quota["message"]
+    gang = _by(report, "journey-gang-fit")["cluster"]
+    assert gang["status"] == "ok" and "2 bound" in gang["message"], gang
+    assert _journey_leftovers(lab) == []
+
+
+def test_journey_smoke_check_mode_creates_nothing(lab, converged, tmp_path):
+    result, report = _verify(tmp_path, "-e", "verify_journeys=true", check=True, diff=True, name="journeys-check.json")
+    assert result.rc == 0, str(result)
+    assert result.changed == 0, result.changed_tasks()
+    assert {c["status"] for c in report["checks"] if c["check"].startswith("journey-")} == {"skip"}
+    assert _journey_leftovers(lab) == []
+
+
 def test_verify_fails_naming_the_node_whose_mig_state_failed(lab, converged, mig_node, tmp_path):
     lab.core.patch_node(mig_node, {"metadata": {"annotations": {FORCE: "failed"}}})
     try:

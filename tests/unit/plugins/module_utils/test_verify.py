@@ -209,3 +209,78 @@ def test_expected_objects_follow_each_model_kind():
         ("ClusterServingRuntime", "serving.kserve.io/v1alpha1", "rt"),
         ("InferenceService", "serving.kserve.io/v1beta1", "m1"),
         ("LLMInferenceService", "serving.kserve.io/v1alpha2", "m2")]
+
+
+def _journey_plan(kueue=True, volcano=True):
+    plan = copy.deepcopy(PLAN)
+    plan["services"]["kueue"]["enabled"] = kueue
+    plan["services"]["volcano"] = {"enabled": volcano}
+    return plan
+
+
+def _wl(admitted, message=""):
+    conds = [{"type": "QuotaReserved", "status": "True" if admitted else "False", "message": message}]
+    if admitted:
+        conds.append({"type": "Admitted", "status": "True"})
+    return {"metadata": {"name": "w"}, "status": {"conditions": conds}}
+
+
+def _pod(node_name):
+    return {"metadata": {"labels": {v.JOURNEY_LABEL: "gang-fit"}}, "spec": {"nodeName": node_name} if node_name else {}}
+
+
+def test_journeys_objects_on_the_first_pool_with_nodes():
+    spec = v.journeys(_journey_plan(), annotations={"sidecar.istio.io/inject": "false"})
+    assert (spec["pool"], spec["resource"], spec["journeys"]) == ("a100", "nvidia.com/gpu", ["quota-held", "gang-fit"])
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in spec["setup"]]
+    assert kinds == [("Namespace", v.JOURNEY_NAMESPACE), ("ClusterQueue", v.JOURNEY_QUEUE), ("LocalQueue", "default"),
+                     ("Queue", v.JOURNEY_QUEUE)]
+    cq = spec["setup"][1]["spec"]
+    assert "cohortName" not in cq  # it cannot borrow: the quota of 1 is all it has
+    assert cq["resourceGroups"] == [{"coveredResources": ["nvidia.com/gpu"], "flavors": [
+        {"name": "a100", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": "1"}]}]}]
+    jobs = [w for w in spec["workloads"] if w["apiVersion"] == "batch/v1"]
+    assert [j["metadata"]["name"] for j in jobs] == ["quota-held-0", "quota-held-1"]
+    assert all(j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "default" for j in jobs)
+    gang = spec["workloads"][-1]
+    assert gang["spec"]["minAvailable"] == 2 and gang["spec"]["tasks"][0]["replicas"] == 2
+    template = gang["spec"]["tasks"][0]["template"]
+    assert template["spec"]["nodeSelector"] == {"gpufleet.io/pool": "a100"}
+    assert template["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert template["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+
+
+def test_journeys_only_for_what_is_on():
+    assert v.journeys(_journey_plan(kueue=True, volcano=False))["journeys"] == ["quota-held"]
+    assert v.journeys(_journey_plan(kueue=False, volcano=True))["journeys"] == ["gang-fit"]
+    assert v.journeys(_journey_plan(kueue=False, volcano=False)) is None
+    observed = {"journeys_requested": True}
+    assert [c["status"] for c in v.checks(_journey_plan(False, False), dict(healthy(), **observed))
+            if c["check"] == "journey"] == ["skip"]
+
+
+def test_journey_checks_pass_fail_and_skip():
+    plan = _journey_plan()
+    base = healthy()
+    assert not [c for c in v.checks(plan, base) if c["check"].startswith("journey")]  # not asked for: no checks
+    good = dict(base, journeys_requested=True, journey_workloads=[_wl(True), _wl(False, "insufficient unused quota")],
+                journey_pods=[_pod("a-1"), _pod("a-1")])
+    got = {c["check"]: c for c in v.checks(plan, good) if c["check"].startswith("journey")}
+    assert got["journey-quota-held"]["status"] == "ok" and "insufficient unused quota" in got["journey-quota-held"]["message"]
+    assert got["journey-gang-fit"]["status"] == "ok" and "2 bound (on a-1)" in got["journey-gang-fit"]["message"]
+    assert v.journeys_settled(plan, good)
+    bad = dict(good, journey_workloads=[_wl(True), _wl(True)], journey_pods=[_pod("a-1"), _pod(None)])
+    got = {c["check"]: c for c in v.checks(plan, bad) if c["check"].startswith("journey")}
+    assert got["journey-quota-held"]["status"] == "fail" and "2 admitted, 0 waiting" in got["journey-quota-held"]["message"]
+    assert got["journey-gang-fit"]["status"] == "fail" and "1 bound" in got["journey-gang-fit"]["message"]
+    assert not v.journeys_settled(plan, bad)
+    skipped = dict(base, journeys_requested=True, journey_skipped="check mode: nothing is created")
+    assert {c["status"] for c in v.checks(plan, skipped) if c["check"].startswith("journey")} == {"skip"}
+
+
+def test_journeys_settled_per_journey():
+    plan = _journey_plan()
+    assert v.journeys_settled(plan, {"journey_workloads": [_wl(True), _wl(False)]}, "quota-held")
+    assert not v.journeys_settled(plan, {"journey_workloads": [_wl(True), _wl(False)]})  # the gang is not bound
+    assert v.journeys_settled(plan, {"journey_pods": [_pod("a-1"), _pod("a-1")]}, "gang-fit")
+    assert not v.journeys_settled(plan, {"journey_pods": [_pod("a-1")]}, "gang-fit")
