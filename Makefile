@@ -80,6 +80,13 @@ sanity: venv ## ansible-test sanity with empty ignore files
 	  $(CURDIR)/$(BIN)/ansible-test sanity --python $(shell $(BIN)/python -c 'import sys;print("%d.%d"%sys.version_info[:2])') \
 	    --requirements --color no $(SANITY_ARGS)
 
+# The matrix against ../shared/upstream/charts (name, version, appVersion; images rendered with default values);
+# skips with a message where ../shared is absent. About 30 s on 2 cores, so `make test` runs it.
+.PHONY: versions-check
+versions-check: venv ## Version matrix vs the upstream charts in ../shared (metadata and rendered images); fails on drift
+	PATH=$(LAB_CACHE)/v$(shell sed -n 's/^KUBE_VERSION=//p' lab/versions.env)/bin:$$PATH \
+	  $(BIN)/python tools/versions_check.py --charts $(GPUFLEET_SHARED)/upstream/charts
+
 .PHONY: units
 units: venv $(TEST_PREREQS) ## Unit tests (pure logic, modules, config rules)
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -98,7 +105,7 @@ bench: venv ## Benchmarks (figures, not pass/fail)
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 .PHONY: test
-test: lint sanity units integration $(EXTRA_TEST_TARGETS) ## Everything CI runs
+test: lint sanity versions-check units integration $(EXTRA_TEST_TARGETS) ## Everything CI runs
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the venv and the lab cache)

@@ -108,6 +108,30 @@ def render_versions_doc():
             source = chart.get("oci_ref") or "%s (chart `%s`)" % (chart.get("repo_url"), chart["name"])
             out.append("| `%s` | `%s` | `%s` | `%s` | %s |" % (service, chart["name"], chart["version"],
                                                              chart["namespace"], source))
+    out += [
+        "",
+        "## Images the roles add",
+        "",
+        "Images no chart default sets (the roles put them into objects they create).",
+        "",
+        "| image | value |",
+        "|---|---|",
+    ]
+    out += ["| `%s` | `%s` |" % (name, image) for name, image in versions.IMAGES.items()]
+    out += [
+        "",
+        "## Upgrade policy",
+        "",
+        "- Every pin lives in `plugins/module_utils/versions.py`; roles, docs and tests read it from there.",
+        "- A chart is bumped to an upstream release only, all charts of a component together (KServe's five charts",
+        "  share one version), with the chart copied into `../shared/upstream/charts/<name>-<version>` first.",
+        "- After a bump, `tools/versions_check.py --print-images` prints the images the new charts render; update",
+        "  `CHART_IMAGES` (and `app_version`) in the matrix, then `make docs` and `make versions-check`, which fails",
+        "  naming every chart, key or image that drifted (CI runs it in `make test`).",
+        "- Images the roles add follow the component that runs them: the vLLM image is a release the pinned KServe",
+        "  supports (KServe v0.20.0: vLLM 0.24), never a floating tag such as the chart default `latest`.",
+        "- A Kubernetes minor is supported once Kubespray's pinned release supports it; the lab builds that version.",
+    ]
     return "\n".join(out) + "\n"
 
 

@@ -25,45 +25,45 @@ ANSIBLE_CORE_RANGE = ">=2.18.0,<2.19.0"
 # component -> charts it installs, in install order. Each chart: name, version, repo_url or oci_ref.
 CHARTS = {
     "cert_manager": [
-        {"name": "cert-manager", "version": "v1.21.1", "oci_ref": "oci://quay.io/jetstack/charts/cert-manager",
+        {"name": "cert-manager", "version": "v1.21.1", "app_version": "v1.21.1", "oci_ref": "oci://quay.io/jetstack/charts/cert-manager",
          "repo_url": "https://charts.jetstack.io", "namespace": "cert-manager"},
     ],
     "gpu_operator": [
-        {"name": "gpu-operator", "version": "v26.7.0", "repo_url": "https://helm.ngc.nvidia.com/nvidia",
+        {"name": "gpu-operator", "version": "v26.7.0", "app_version": "v26.7.0", "repo_url": "https://helm.ngc.nvidia.com/nvidia",
          "namespace": "gpu-operator"},
     ],
     "kueue": [
-        {"name": "kueue", "version": "0.19.2", "oci_ref": "oci://registry.k8s.io/kueue/charts/kueue",
+        {"name": "kueue", "version": "0.19.2", "app_version": "v0.19.2", "oci_ref": "oci://registry.k8s.io/kueue/charts/kueue",
          "namespace": "kueue-system"},
     ],
     "volcano": [
-        {"name": "volcano", "version": "1.15.1", "repo_url": "https://volcano-sh.github.io/helm-charts",
+        {"name": "volcano", "version": "1.15.1", "app_version": "1.15.1", "repo_url": "https://volcano-sh.github.io/helm-charts",
          "namespace": "volcano-system"},
     ],
     "slurm": [
-        {"name": "slurm-operator-crds", "version": "1.2.1",
+        {"name": "slurm-operator-crds", "version": "1.2.1", "app_version": None,
          "oci_ref": "oci://ghcr.io/slinkyproject/charts/slurm-operator-crds", "namespace": "slinky"},
-        {"name": "slurm-operator", "version": "1.2.1",
+        {"name": "slurm-operator", "version": "1.2.1", "app_version": "1.2.1",
          "oci_ref": "oci://ghcr.io/slinkyproject/charts/slurm-operator", "namespace": "slinky"},
-        {"name": "slurm", "version": "1.2.1", "main": True, "oci_ref": "oci://ghcr.io/slinkyproject/charts/slurm",
+        {"name": "slurm", "version": "1.2.1", "app_version": "26.05", "main": True, "oci_ref": "oci://ghcr.io/slinkyproject/charts/slurm",
          "namespace": "slurm"},
     ],
     "kserve": [
-        {"name": "kserve-crd", "version": "v0.20.0", "oci_ref": "oci://ghcr.io/kserve/charts/kserve-crd",
+        {"name": "kserve-crd", "version": "v0.20.0", "app_version": "v0.20.0", "oci_ref": "oci://ghcr.io/kserve/charts/kserve-crd",
          "namespace": "kserve"},
         # LLMInferenceService stack, installed only with services.kserve.llmisvc (LLMISVC_CHARTS); upstream's
         # order: the CRD charts, then the resource charts, then kserve-runtime-configs (its llmisvc presets).
-        {"name": "kserve-llmisvc-crd", "version": "v0.20.0", "oci_ref": "oci://ghcr.io/kserve/charts/kserve-llmisvc-crd",
+        {"name": "kserve-llmisvc-crd", "version": "v0.20.0", "app_version": "v0.20.0", "oci_ref": "oci://ghcr.io/kserve/charts/kserve-llmisvc-crd",
          "namespace": "kserve"},
-        {"name": "kserve-resources", "version": "v0.20.0", "main": True, "oci_ref": "oci://ghcr.io/kserve/charts/kserve-resources",
+        {"name": "kserve-resources", "version": "v0.20.0", "app_version": "v0.20.0", "main": True, "oci_ref": "oci://ghcr.io/kserve/charts/kserve-resources",
          "namespace": "kserve"},
-        {"name": "kserve-llmisvc-resources", "version": "v0.20.0",
+        {"name": "kserve-llmisvc-resources", "version": "v0.20.0", "app_version": "v0.20.0",
          "oci_ref": "oci://ghcr.io/kserve/charts/kserve-llmisvc-resources", "namespace": "kserve"},
-        {"name": "kserve-runtime-configs", "version": "v0.20.0",
+        {"name": "kserve-runtime-configs", "version": "v0.20.0", "app_version": "v0.20.0",
          "oci_ref": "oci://ghcr.io/kserve/charts/kserve-runtime-configs", "namespace": "kserve"},
     ],
     "monitoring": [
-        {"name": "kube-prometheus-stack", "version": "88.5.3",
+        {"name": "kube-prometheus-stack", "version": "88.5.3", "app_version": "v0.93.1",
          "oci_ref": "oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack",
          "repo_url": "https://prometheus-community.github.io/helm-charts", "namespace": "monitoring"},
     ],
@@ -74,9 +74,77 @@ LLMISVC_CHARTS = ("kserve-llmisvc-crd", "kserve-llmisvc-resources")
 
 # Images that are not set through a chart default (pinned here too).
 IMAGES = {
-    "vllm": "docker.io/vllm/vllm-openai:v0.11.0",
+    # KServe v0.20.0's kserve-vllmserver runtime and huggingfaceserver are built against vLLM 0.24 (issue 20); the
+    # chart itself defaults to the floating tag `latest`, which an air-gapped site cannot pin.
+    "vllm": "docker.io/vllm/vllm-openai:v0.24.0",
     # playbooks/verify.yml's GPU smoke Job (runs `nvidia-smi -L`; the driver comes from the node)
     "gpu_smoke": "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04",
+}
+
+# Images each chart renders with its default values (checked by `make versions-check`, tools/versions_check.py;
+# `tools/versions_check.py --print-images` prints them after a chart bump). kube-prometheus-stack is absent: the
+# chart in ../shared lacks its subcharts, so it cannot be rendered there.
+CHART_IMAGES = {
+    "cert-manager": [
+        "quay.io/jetstack/cert-manager-cainjector:v1.21.1",
+        "quay.io/jetstack/cert-manager-controller:v1.21.1",
+        "quay.io/jetstack/cert-manager-startupapicheck:v1.21.1",
+        "quay.io/jetstack/cert-manager-webhook:v1.21.1",
+    ],
+    "gpu-operator": [
+        "nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-ubuntu24.04",
+        "nvcr.io/nvidia/cloud-native/gdrdrv:v2.6",
+        "nvcr.io/nvidia/cloud-native/k8s-cc-manager:v0.4.3",
+        "nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.12.0",
+        "nvcr.io/nvidia/cloud-native/k8s-mig-manager:v0.15.0",
+        "nvcr.io/nvidia/cloud-native/nvidia-fs:2.29.4",
+        "nvcr.io/nvidia/cloud-native/nvidia-sandbox-device-plugin:v0.0.5",
+        "nvcr.io/nvidia/cloud-native/vgpu-device-manager:v0.5.0",
+        "nvcr.io/nvidia/driver:595.91.07",
+        "nvcr.io/nvidia/gpu-operator:v26.7.0",
+        "nvcr.io/nvidia/k8s-device-plugin:v0.20.0",
+        "nvcr.io/nvidia/k8s/container-toolkit:v1.20.0",
+        "nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3-distroless",
+        "nvcr.io/nvidia/kubevirt-gpu-device-plugin:v1.6.0",
+        "registry.k8s.io/nfd/node-feature-discovery:v0.19.0",
+        "vgpu-manager",
+    ],
+    "kueue": [
+        "us-central1-docker.pkg.dev/k8s-staging-images/kueue/kueue:release-0.19",
+    ],
+    "volcano": [
+        "docker.io/volcanosh/vc-controller-manager:v1.15.1",
+        "docker.io/volcanosh/vc-scheduler:v1.15.1",
+        "docker.io/volcanosh/vc-webhook-manager:v1.15.1",
+    ],
+    "slurm-operator-crds": [],
+    "slurm-operator": [
+        "ghcr.io/slinkyproject/slurm-operator-webhook:1.2.1",
+        "ghcr.io/slinkyproject/slurm-operator:1.2.1",
+    ],
+    "slurm": [
+        "docker.io/library/alpine:latest",
+        "ghcr.io/slinkyproject/slurmctld:26.05-ubuntu26.04",
+        "ghcr.io/slinkyproject/slurmrestd:26.05-ubuntu26.04",
+    ],
+    "kserve-crd": [],
+    "kserve-llmisvc-crd": [],
+    "kserve-resources": [
+        "kserve/agent:v0.20.0",
+        "kserve/art-explainer",
+        "kserve/kserve-controller:v0.20.0",
+        "kserve/router:v0.20.0",
+        "kserve/storage-initializer:v0.20.0",
+        "quay.io/brancz/kube-rbac-proxy:v0.18.0",
+    ],
+    "kserve-llmisvc-resources": [
+        "kserve/agent:v0.20.0",
+        "kserve/art-explainer",
+        "kserve/llmisvc-controller:v0.20.0",
+        "kserve/router:v0.20.0",
+        "kserve/storage-initializer:v0.20.0",
+    ],
+    "kserve-runtime-configs": [],
 }
 
 

@@ -111,7 +111,7 @@ def test_runtime_and_inference_services_match_config(lab, serving):
     research, inference = serving["teams"]
     runtime = lab.custom.get_cluster_custom_object(*RUNTIME, serving["runtime"])
     container = runtime["spec"]["containers"][0]
-    assert container["image"] == "registry.invalid/gpufleet-lab/vllm/vllm-openai:v0.11.0"  # the air-gap mirror
+    assert container["image"] == "registry.invalid/gpufleet-lab/vllm/vllm-openai:v0.24.0"  # the air-gap mirror
     assert container["args"] == ["--port=8080", "--model=/mnt/models", "--enable-prefix-caching"]
     assert {"name": "devshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
     assert runtime["spec"]["volumes"] == [{"name": "devshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]

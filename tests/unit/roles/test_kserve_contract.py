@@ -84,7 +84,7 @@ def test_objects_render_from_the_example():
     assert "--tensor-parallel-size=1" in model["args"] and "--max-model-len=8192" in model["args"]
     assert isvc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "default"
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
-    assert objects[0]["spec"]["containers"][0]["image"] == "docker.io/vllm/vllm-openai:v0.11.0"
+    assert objects[0]["spec"]["containers"][0]["image"] == "docker.io/vllm/vllm-openai:v0.24.0"
 
 
 def _llm_config(airgap=False):
