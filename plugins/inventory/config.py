@@ -121,7 +121,7 @@ class InventoryModule(BaseInventoryPlugin):
         try:
             for key, value in config_rules.kubespray_vars(cluster).items():
                 self.inventory.set_variable("k8s_cluster", key, value)
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, AttributeError):
             pass  # reported by validation
         ssh = cluster.get("ssh") if isinstance(cluster.get("ssh"), dict) else {}
         pools = config.get("gpu_pools") if isinstance(config.get("gpu_pools"), dict) else {}

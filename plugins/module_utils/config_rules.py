@@ -19,6 +19,7 @@ import difflib
 import ipaddress
 import os
 import re
+from urllib.parse import urlparse
 
 try:
     import jsonschema
@@ -152,6 +153,8 @@ PATTERN_HELP = {
     config_schema.RESOURCE_NAME: "a Kubernetes resource name like nvidia.com/gpu",
     config_schema.STORAGE_URI: "an hf://, pvc:// or s3:// URI (hf://org/model, pvc://claim/path, s3://bucket/path)",
     config_schema.VLLM_FLAG["pattern"]: "a vLLM flag like --enable-prefix-caching or --max-num-seqs=64",
+    config_schema.METRIC_RESOLUTION: "a duration in whole seconds or minutes like 15s or 1m",
+    config_schema.ABSOLUTE_PATH: "an absolute path like /etc/kubernetes/ssl/oidc-ca.pem",
 }
 
 
@@ -232,6 +235,9 @@ def _schema_issue(error, root_schema):
                                                                     "" if error.validator_value == 1 else "s"))]
     if validator == "uniqueItems":
         return [ConfigIssue(path, "must not repeat items", value, True)]
+    if validator == "minLength":
+        return [ConfigIssue(path, "must not be empty" if error.validator_value == 1 else
+                            "must be at least %d characters" % error.validator_value, value, True)]
     if validator == "maxLength":
         return [ConfigIssue(path, "must be at most %d characters" % error.validator_value, value, True)]
     if validator == "oneOf":
@@ -375,6 +381,8 @@ def rule_cluster(config, ctx):
                           % nets["pod_cidr"], str(nets["service_cidr"]), True)
     ctx["networks"] = nets
     yield from _network_size_issues(config, nets)
+    yield from _oidc_issues(_dict(cluster.get("oidc")))
+    yield from _metrics_server_issues(_dict(_dict(cluster.get("addons")).get("metrics_server")))
     version = cluster.get("kubernetes_version")
     if isinstance(version, str) and re.match(config_schema.K8S_VERSION, version):
         if semver.parse(version) < semver.parse(versions.KUBERNETES_MIN_VERSION):
@@ -384,6 +392,67 @@ def rule_cluster(config, ctx):
             yield ConfigIssue("cluster.kubernetes_version", "Kubespray %s supports Kubernetes up to %s.x"
                               % (versions.KUBESPRAY_VERSION, ".".join(versions.KUBERNETES_VERSION.split(".")[:2])),
                               version, True)
+
+
+def _oidc_issues(oidc):
+    """cluster.oidc: what kube-apiserver's --oidc-* flags accept (the schema has the types)."""
+    url = oidc.get("issuer_url")
+    if isinstance(url, str):
+        problem = _issuer_problem(url)
+        if problem:
+            credentials = "@" in url.split("://", 1)[-1].split("/", 1)[0]
+            # a URL with user:password@ is a credential: say what is wrong, never show it
+            yield ConfigIssue("cluster.oidc.issuer_url", "must be an https:// URL of the OIDC issuer with a host and "
+                              "no query or fragment, e.g. https://login.example.com/realms/gpu (%s)" % problem,
+                              None if credentials else url, not credentials)
+    client_id = oidc.get("client_id")
+    if isinstance(client_id, str) and client_id and client_id.strip() != client_id:
+        yield ConfigIssue("cluster.oidc.client_id", "must not start or end with whitespace: tokens carry the "
+                          "client ID exactly", client_id, True)
+
+
+def _issuer_problem(url):
+    """Why ``url`` cannot be kube-apiserver's --oidc-issuer-url, or None."""
+    if any(c.isspace() for c in url):
+        return "it contains whitespace"
+    try:
+        parts = urlparse(url)
+        port = parts.port
+    except ValueError as exc:
+        return "not a valid URL: %s" % exc
+    if parts.scheme != "https":
+        return "the API server accepts only https issuers"
+    if parts.username is not None or parts.password is not None:
+        return "credentials in the URL are not allowed; they are not shown"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "a query or fragment is not allowed"
+    return None
+
+
+# metrics-server refuses --metric-resolution under 10s, and not longer than --kubelet-request-timeout (10s)
+MIN_METRIC_RESOLUTION_S = 10
+
+
+def _metrics_server_issues(metrics):
+    value = metrics.get("metric_resolution")
+    if isinstance(value, str) and re.match(config_schema.METRIC_RESOLUTION, value):
+        seconds = int(value[:-1]) * (60 if value.endswith("m") else 1)
+        if seconds <= MIN_METRIC_RESOLUTION_S:
+            yield ConfigIssue("cluster.addons.metrics_server.metric_resolution", "must be longer than %ds: "
+                              "metrics-server refuses a resolution that is not longer than its kubelet request "
+                              "timeout (10s)" % MIN_METRIC_RESOLUTION_S, value, True)
+
+
+def metrics_server_enabled(config):
+    """Whether Kubespray installs metrics-server (cluster.addons.metrics_server.enabled, default on)."""
+    addons = _dict(_dict(config.get("cluster")).get("addons"))
+    default = config_schema.SCHEMA["properties"]["cluster"]["properties"]["addons"]["properties"][
+        "metrics_server"]["properties"]["enabled"]["default"]
+    return _dict(addons.get("metrics_server")).get("enabled", default) is not False
 
 
 # Kubespray's defaults: each node gets a /24 (IPv4) or /120 (IPv6) of the pod network (kube_network_node_prefix,
@@ -990,6 +1059,13 @@ def _kserve_model_issues(config, ctx, kserve, model, base, seen):
     if model.get("min_replicas") == 0 and kserve.get("deployment_mode", "Standard") != "Knative":
         yield ConfigIssue(base + ".min_replicas", "scale to zero needs services.kserve.deployment_mode: Knative; "
                           "Standard mode keeps at least 1 replica", 0, True)
+    low, high = model.get("min_replicas", 1), model.get("max_replicas")
+    if kserve.get("deployment_mode", "Standard") != "Knative" and model.get("kind", serving.ISVC) == serving.ISVC \
+            and isinstance(low, int) and isinstance(high, int) and high > low and not metrics_server_enabled(config):
+        yield ConfigIssue(base + ".max_replicas", "scaling between min_replicas %d and max_replicas %d is done by a "
+                          "HorizontalPodAutoscaler (Standard mode), which reads CPU usage from metrics-server, but "
+                          "cluster.addons.metrics_server.enabled is false; turn it on, or set max_replicas to "
+                          "min_replicas" % (low, high), high, True)
     gpus = model.get("gpus")
     if serving.is_mig(model.get("gpu_resource", "")) and isinstance(gpus, int) and gpus > 1:
         yield ConfigIssue(base + ".gpus", "a process sees only one MIG device, so vLLM cannot shard over several; "
@@ -1132,13 +1208,17 @@ def kubespray_vars(cluster):
     """Kubespray v2.31.0 inventory variables derived from ``cluster`` (defaults applied).
 
     Names are Kubespray's own (roles/kubespray_defaults/defaults/main/main.yml,
-    roles/container-engine/containerd/defaults/main.yml). ``containerd_extra_args`` is rendered
+    roles/container-engine/containerd/defaults/main.yml, roles/kubernetes-apps/metrics_server/defaults/main.yml,
+    roles/kubernetes/control-plane/defaults/main/main.yml for kube_oidc_*). ``containerd_extra_args`` is rendered
     literally at the top level of config.toml, before any table: the place for ``imports``; the
     line is exactly what the gpu_node role writes, so gpu_node after Kubespray changes nothing.
     ``kubeconfig_localhost`` stays off: playbooks/cluster.yml fetches admin.conf to
     ``cluster.kubeconfig`` (mode 0600) instead of Kubespray's artifacts/ next to the inventory.
+    Addons the collection installs itself stay off (Helm runs on the controller, cert-manager is the
+    cert_manager role's). OIDC: ``kube_oidc_auth`` always, the other kube_oidc_* only when given.
     """
-    return {
+    metrics = cluster.get("addons", {}).get("metrics_server", {})
+    out = {
         "kube_version": cluster["kubernetes_version"],
         "container_manager": cluster["container_runtime"],
         "kube_network_plugin": cluster["network_plugin"],
@@ -1152,7 +1232,30 @@ def kubespray_vars(cluster):
         "containerd_extra_args": CONTAINERD_IMPORTS_LINE,
         "kubeconfig_localhost": False,
         "helm_enabled": False,
+        "cert_manager_enabled": False,
+        "metrics_server_enabled": metrics["enabled"],
+        "metrics_server_replicas": metrics["replicas"],
+        "metrics_server_metric_resolution": metrics["metric_resolution"],
+        "metrics_server_host_network": metrics["host_network"],
+        "kube_oidc_auth": "oidc" in cluster,
     }
+    for key, name in OIDC_VARS:
+        if key in cluster.get("oidc", {}):
+            out[name] = cluster["oidc"][key]
+    return out
+
+
+# cluster.oidc key -> Kubespray v2.31.0 variable (roles/kubernetes/control-plane/defaults/main/main.yml documents
+# them, templates/kubeadm-config.v1beta4.yaml.j2 renders each into an --oidc-* flag when it is defined)
+OIDC_VARS = (
+    ("issuer_url", "kube_oidc_url"),
+    ("client_id", "kube_oidc_client_id"),
+    ("ca_file", "kube_oidc_ca_file"),
+    ("username_claim", "kube_oidc_username_claim"),
+    ("username_prefix", "kube_oidc_username_prefix"),
+    ("groups_claim", "kube_oidc_groups_claim"),
+    ("groups_prefix", "kube_oidc_groups_prefix"),
+)
 
 
 def nvidia_runtime(pool):

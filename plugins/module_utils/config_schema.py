@@ -26,6 +26,8 @@ RESOURCE_NAME = r"^([a-z0-9.-]+/)?[a-zA-Z0-9][-a-zA-Z0-9_.]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
 DURATION = r"^[0-9]+(ms|s|m|h|d|w|y)$"
 STORAGE_URI = r"^(hf|pvc|s3)://.+"
+METRIC_RESOLUTION = r"^[0-9]+(s|m)$"
+ABSOLUTE_PATH = r"^/[^\x00]*$"
 VLLM_FLAG = {"type": "string", "pattern": r"^--[a-z0-9][-a-z0-9_]*(=.*)?$",
              "description": "A vLLM flag, --name or --name=value."}
 
@@ -195,6 +197,54 @@ SCHEMA = {
                         "become": _bool("Use privilege escalation on the nodes.", True),
                     },
                     description="How Ansible reaches the nodes.",
+                ),
+                "addons": _obj(
+                    {
+                        "metrics_server": _obj(
+                            {
+                                "enabled": _bool("Kubespray installs metrics-server (the Metrics API that "
+                                                 "HorizontalPodAutoscalers, KServe's Standard-mode autoscaling "
+                                                 "and `kubectl top` read).", True),
+                                "replicas": _int("metrics-server replicas (Kubespray spreads them across nodes "
+                                                 "when it can).", 1, 10, default=1),
+                                "metric_resolution": _str("How often metrics-server scrapes the kubelets, longer "
+                                                          "than 10s (metrics-server refuses 10s or less).",
+                                                          pattern=METRIC_RESOLUTION, default="15s"),
+                                "host_network": _bool("Run metrics-server in the host network: for a network "
+                                                      "plugin where the API server cannot reach pod IPs.", False),
+                            },
+                            description="metrics-server, installed by Kubespray (its metrics_server_* "
+                                        "variables).",
+                            default={},
+                        ),
+                    },
+                    description="Kubespray addons the platform relies on. The others stay off: the collection "
+                                "installs cert-manager, Helm releases (from the controller) and the GPU "
+                                "Operator's device plugin itself.",
+                    default={},
+                ),
+                "oidc": _obj(
+                    {
+                        "issuer_url": _str("OIDC issuer URL (https://, no query or fragment): the API server "
+                                           "fetches the provider's signing keys from it."),
+                        "client_id": _str("Client ID every token must be issued for (its 'aud' claim).",
+                                          minLength=1),
+                        "username_claim": _str("Token claim used as the user name (Kubernetes default: sub).",
+                                               minLength=1),
+                        "username_prefix": _str("Prefix added to user names, e.g. 'oidc:'; '-' for none "
+                                                "(Kubernetes default: the issuer URL and '#', except for the "
+                                                "email claim)."),
+                        "groups_claim": _str("Token claim holding the user's groups (none when omitted).",
+                                             minLength=1),
+                        "groups_prefix": _str("Prefix added to group names, e.g. 'oidc:' (RBAC subjects then "
+                                              "name 'oidc:<group>')."),
+                        "ca_file": _str("CA bundle that signed the issuer's certificate, an absolute path on the "
+                                        "control-plane nodes (default: the host's trust store).",
+                                        pattern=ABSOLUTE_PATH),
+                    },
+                    required=("issuer_url", "client_id"),
+                    description="OpenID Connect login to the API server (Kubespray's kube_oidc_* variables). "
+                                "Off when omitted.",
                 ),
             },
             required=("name",),

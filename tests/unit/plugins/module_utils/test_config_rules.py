@@ -433,6 +433,52 @@ BAD = [
     ("scrape-every-second", _set(["services", "monitoring", "gpu_scrape_interval"], "1s"),
      "services.monitoring.gpu_scrape_interval", "at least 5s"),
     ("airgap-without-mirror", _set(["airgap", "enabled"], True), "airgap.chart_mirror", "is required"),
+    # --- cluster.addons (Kubespray's metrics_server_*) and cluster.oidc (kube_oidc_*) ---
+    ("unknown-addon", _set(["cluster", "addons"], {"metrics_server": {}, "helm": {"enabled": True}}),
+     "cluster.addons.helm", "unknown key 'helm'; allowed keys: metrics_server"),
+    ("unknown-metrics-server-key", _set(["cluster", "addons"], {"metrics_server": {"replica": 2}}),
+     "cluster.addons.metrics_server.replica", "did you mean 'replicas'"),
+    ("metrics-server-enabled-not-bool", _set(["cluster", "addons"], {"metrics_server": {"enabled": "yes"}}),
+     "cluster.addons.metrics_server.enabled", "must be a boolean"),
+    ("metrics-server-no-replicas", _set(["cluster", "addons"], {"metrics_server": {"replicas": 0}}),
+     "cluster.addons.metrics_server.replicas", "must be between 1 and 10"),
+    ("metrics-resolution-format", _set(["cluster", "addons"], {"metrics_server": {"metric_resolution": "15"}}),
+     "cluster.addons.metrics_server.metric_resolution", "a duration in whole seconds or minutes like 15s"),
+    ("metrics-resolution-too-short", _set(["cluster", "addons"], {"metrics_server": {"metric_resolution": "10s"}}),
+     "cluster.addons.metrics_server.metric_resolution", "must be longer than 10s"),
+    ("autoscaling-without-metrics-server", _all(_set(["services", "kserve", "enabled"], True),
+                                                _set(["cluster", "addons"], {"metrics_server": {"enabled": False}})),
+     "services.kserve.models[0].max_replicas", "reads CPU usage from metrics-server"),
+    ("unknown-oidc-key", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com", "client_id": "k8s",
+                                                    "client_secret": "x"}),
+     "cluster.oidc.client_secret", "unknown key 'client_secret'"),
+    ("oidc-without-issuer", _set(["cluster", "oidc"], {"client_id": "k8s"}), "cluster.oidc.issuer_url",
+     "required key is missing"),
+    ("oidc-without-client-id", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com"}),
+     "cluster.oidc.client_id", "required key is missing"),
+    ("oidc-empty-client-id", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com", "client_id": ""}),
+     "cluster.oidc.client_id", "must not be empty"),
+    ("oidc-http-issuer", _set(["cluster", "oidc"], {"issuer_url": "http://idp.example.com", "client_id": "k8s"}),
+     "cluster.oidc.issuer_url", "accepts only https issuers) (got 'http://idp.example.com')"),
+    ("oidc-issuer-no-host", _set(["cluster", "oidc"], {"issuer_url": "https:///realms/gpu", "client_id": "k8s"}),
+     "cluster.oidc.issuer_url", "no host"),
+    ("oidc-issuer-query", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com/?a=1", "client_id": "k"}),
+     "cluster.oidc.issuer_url", "a query or fragment is not allowed"),
+    ("oidc-issuer-bad-port", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com:99999",
+                                                        "client_id": "k8s"}),
+     "cluster.oidc.issuer_url", "not a valid URL"),
+    ("oidc-claim-not-string", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com", "client_id": "k8s",
+                                                         "groups_claim": ["groups"]}),
+     "cluster.oidc.groups_claim", "must be a string"),
+    ("oidc-empty-claim", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com", "client_id": "k8s",
+                                                    "username_claim": ""}),
+     "cluster.oidc.username_claim", "must not be empty"),
+    ("oidc-prefix-not-string", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com", "client_id": "k8s",
+                                                          "groups_prefix": 7}),
+     "cluster.oidc.groups_prefix", "must be a string"),
+    ("oidc-relative-ca-file", _set(["cluster", "oidc"], {"issuer_url": "https://idp.example.com", "client_id": "k8s",
+                                                         "ca_file": "certs/oidc-ca.pem"}),
+     "cluster.oidc.ca_file", "must be an absolute path"),
 ]
 
 
@@ -508,3 +554,59 @@ def test_alertmanager_receivers_mapping_accepted(example):
     config = copy.deepcopy(example)
     config["secrets"]["alertmanager_receivers"] = {"var": "vault_am"}
     config_rules.validate(config, secret_values={"vault_am": {"receivers": [{"name": "oncall"}]}})
+
+
+# ----------------------------------------------------------------------------------------------
+# cluster.oidc: exact messages; a URL with credentials is never shown
+# ----------------------------------------------------------------------------------------------
+
+def _oidc(example, **oidc):
+    config = copy.deepcopy(example)
+    config["cluster"]["oidc"] = dict({"client_id": "kubernetes"}, **oidc)
+    return config
+
+
+def test_oidc_issuer_exact_message(example):
+    error = problems(_oidc(example, issuer_url="http://idp.example.com/realms/gpu"))
+    assert [str(i) for i in error.issues] == [
+        "cluster.oidc.issuer_url: must be an https:// URL of the OIDC issuer with a host and no query or fragment, "
+        "e.g. https://login.example.com/realms/gpu (the API server accepts only https issuers) "
+        "(got 'http://idp.example.com/realms/gpu')"]
+
+
+@pytest.mark.parametrize("url", ["https://admin:hunter2-secret@idp.example.com/realms/gpu",
+                                 "http://admin:hunter2-secret@idp.example.com", "https://hunter2-secret@idp.example.com"])
+def test_oidc_issuer_with_credentials_never_shown(example, url):
+    error = problems(_oidc(example, issuer_url=url))
+    assert [issue.path for issue in error.issues] == ["cluster.oidc.issuer_url"]
+    assert "hunter2-secret" not in str(error)
+    assert "admin" not in str(error).replace("gpufleet-admin", "")
+
+
+def test_oidc_client_id_with_whitespace_refused(example):
+    error = problems(_oidc(example, issuer_url="https://idp.example.com", client_id="kubernetes "))
+    assert [issue.path for issue in error.issues] == ["cluster.oidc.client_id"]
+    assert "whitespace" in str(error)
+
+
+@pytest.mark.parametrize("oidc", [
+    {"issuer_url": "https://idp.example.com"},
+    {"issuer_url": "https://idp.example.com:8443/realms/gpu", "username_claim": "email", "username_prefix": "-",
+     "groups_claim": "groups", "groups_prefix": "oidc:", "ca_file": "/etc/kubernetes/ssl/oidc-ca.pem"},
+    {"issuer_url": "https://[2001:db8::1]/dex", "username_prefix": ""},
+])
+def test_oidc_good_settings_accepted(example, oidc):
+    plan = config_rules.validate(_oidc(example, **oidc))
+    assert plan["kubespray"]["kube_oidc_auth"] is True
+    assert plan["kubespray"]["kube_oidc_url"] == oidc["issuer_url"]
+
+
+def test_autoscaling_fixed_replicas_or_knative_needs_no_metrics_server(example):
+    config = copy.deepcopy(example)
+    config["cluster"]["addons"] = {"metrics_server": {"enabled": False}}
+    config["services"]["kserve"]["enabled"] = True
+    config["services"]["kserve"]["models"][0]["max_replicas"] = 1
+    assert config_rules.validate(copy.deepcopy(config))["kubespray"]["metrics_server_enabled"] is False
+    config["services"]["kserve"]["models"][0]["max_replicas"] = 2
+    config["services"]["kserve"]["deployment_mode"] = "Knative"
+    config_rules.validate(config)

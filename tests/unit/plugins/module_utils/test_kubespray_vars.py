@@ -23,21 +23,51 @@ from ansible_collections.gpufleet.platform.plugins.module_utils import config_ru
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
-# Kubespray v2.31.0 variable -> file (under the Kubespray tree) that gives its default.
+# Kubespray v2.31.0 variable -> file:line (under the Kubespray tree) that gives its default: read at tag v2.31.0,
+# commit 1c9add48975060f45396b34d8e022c30d7f80dab (`git show v2.31.0:<file>`). The plan always sets these.
+_DEFAULTS = "roles/kubespray_defaults/defaults/main/main.yml"
+_METRICS = "roles/kubernetes-apps/metrics_server/defaults/main.yml"
+_CONTROL_PLANE = "roles/kubernetes/control-plane/defaults/main/main.yml"
 KUBESPRAY_V2_31_0_VARS = {
-    "kube_version": "roles/kubespray_defaults/defaults/main/main.yml",
-    "container_manager": "roles/kubespray_defaults/defaults/main/main.yml",
-    "kube_network_plugin": "roles/kubespray_defaults/defaults/main/main.yml",
-    "kube_proxy_mode": "roles/kubespray_defaults/defaults/main/main.yml",
-    "kube_pods_subnet": "roles/kubespray_defaults/defaults/main/main.yml",
-    "kube_service_addresses": "roles/kubespray_defaults/defaults/main/main.yml",
-    "cluster_name": "roles/kubespray_defaults/defaults/main/main.yml",
-    "dns_mode": "roles/kubespray_defaults/defaults/main/main.yml",
-    "kubeconfig_localhost": "roles/kubespray_defaults/defaults/main/main.yml",
-    "helm_enabled": "roles/kubespray_defaults/defaults/main/main.yml",
-    "containerd_extra_args": "roles/container-engine/containerd/defaults/main.yml",
-    "nvidia_accelerator_enabled": "roles/kubernetes-apps/container_engine_accelerator/nvidia_gpu/defaults/main.yml",
+    "kube_version": _DEFAULTS + ":28",
+    "container_manager": _DEFAULTS + ":338",
+    "kube_network_plugin": _DEFAULTS + ":212",
+    "kube_proxy_mode": _DEFAULTS + ":34",
+    "kube_pods_subnet": _DEFAULTS + ":248",
+    "kube_service_addresses": _DEFAULTS + ":243",
+    "cluster_name": _DEFAULTS + ":119",
+    "dns_mode": _DEFAULTS + ":128",
+    "kubeconfig_localhost": _DEFAULTS + ":441",
+    "helm_enabled": _DEFAULTS + ":452",
+    "cert_manager_enabled": _DEFAULTS + ":468",
+    "containerd_extra_args": "roles/container-engine/containerd/defaults/main.yml:84",
+    "nvidia_accelerator_enabled": "roles/kubernetes-apps/container_engine_accelerator/nvidia_gpu/defaults/main.yml:2",
+    # addons: metrics_server_enabled is in the addon list of kubespray_defaults; the rest are the role's defaults
+    # (templates/metrics-server-deployment.yaml.j2 renders replicas, hostNetwork and --metric-resolution)
+    "metrics_server_enabled": _DEFAULTS + ":454",
+    "metrics_server_replicas": _METRICS + ":11",
+    "metrics_server_metric_resolution": _METRICS + ":5",
+    "metrics_server_host_network": _METRICS + ":10",
+    "kube_oidc_auth": _CONTROL_PLANE + ":147",
 }
+
+# Kubespray v2.31.0 variables with no default, only a commented example line (`# kube_oidc_url: https:// ...`) in
+# the file:line below; templates/kubeadm-config.v1beta4.yaml.j2:183-207 renders each into an --oidc-* flag when
+# it is defined (and kube_oidc_auth is true). The plan sets them only when cluster.oidc gives them.
+KUBESPRAY_V2_31_0_OPTIONAL_VARS = {
+    "kube_oidc_url": _CONTROL_PLANE + ":167",
+    "kube_oidc_client_id": _CONTROL_PLANE + ":168",
+    "kube_oidc_username_claim": _CONTROL_PLANE + ":170",
+    "kube_oidc_username_prefix": _CONTROL_PLANE + ":171",
+    "kube_oidc_groups_claim": _CONTROL_PLANE + ":172",
+    "kube_oidc_groups_prefix": _CONTROL_PLANE + ":173",
+    "kube_oidc_ca_file": _CONTROL_PLANE + ":175",
+}
+
+# Kubespray v2.31.0's own defaults for the metrics-server settings config.yml exposes (_METRICS:5,10,11 and
+# _DEFAULTS:454, where Kubespray has it off): config.yml keeps Kubespray's values and turns the addon on.
+METRICS_SERVER_KUBESPRAY_DEFAULTS = {"metrics_server_replicas": 1, "metrics_server_metric_resolution": "15s",
+                                     "metrics_server_host_network": False}
 
 # Kubespray v2.31.0 choices (comments and asserts in the files above)
 NETWORK_PLUGINS = {"calico", "cilium", "flannel", "kube-router", "custom_cni", "kube-ovn", "macvlan", "none"}
@@ -69,7 +99,8 @@ CASES = {
     "defaults": ({}, {
         "kube_version": "1.35.4", "container_manager": "containerd", "kube_network_plugin": "calico",
         "kube_proxy_mode": "ipvs", "kube_pods_subnet": "10.233.64.0/18", "kube_service_addresses": "10.233.0.0/18",
-        "cluster_name": "cluster.local", "dns_mode": "coredns"}),
+        "cluster_name": "cluster.local", "dns_mode": "coredns", "metrics_server_enabled": True,
+        "kube_oidc_auth": False}),
     "cilium-iptables": ({"network_plugin": "cilium", "kube_proxy_mode": "iptables"}, {
         "kube_network_plugin": "cilium", "kube_proxy_mode": "iptables", "kube_pods_subnet": "10.233.64.0/18"}),
     "custom-networks-and-domain": ({"pod_cidr": "172.20.0.0/16", "service_cidr": "172.21.0.0/20",
@@ -93,6 +124,60 @@ def test_kubespray_vars_from_config(case):
     assert got["nvidia_accelerator_enabled"] is False
     assert got["kubeconfig_localhost"] is False
     assert got["helm_enabled"] is False
+    # the collection installs cert-manager itself (roles/cert_manager); Kubespray's copy stays off
+    assert got["cert_manager_enabled"] is False
+
+
+def test_metrics_server_defaults_are_kubespray_defaults_but_on():
+    got = plan_vars(minimal())
+    assert got["metrics_server_enabled"] is True  # the platform needs the Metrics API (HPA, kubectl top)
+    assert {key: got[key] for key in METRICS_SERVER_KUBESPRAY_DEFAULTS} == METRICS_SERVER_KUBESPRAY_DEFAULTS
+
+
+def test_metrics_server_settings_passed_through():
+    addons = {"metrics_server": {"enabled": True, "replicas": 2, "metric_resolution": "30s", "host_network": True}}
+    got = plan_vars(minimal(addons=addons))
+    assert {key: got[key] for key in ("metrics_server_enabled", "metrics_server_replicas",
+                                      "metrics_server_metric_resolution", "metrics_server_host_network")} == {
+        "metrics_server_enabled": True, "metrics_server_replicas": 2, "metrics_server_metric_resolution": "30s",
+        "metrics_server_host_network": True}
+
+
+def test_metrics_server_off():
+    got = plan_vars(minimal(addons={"metrics_server": {"enabled": False}}))
+    assert got["metrics_server_enabled"] is False
+    assert got["metrics_server_replicas"] == 1
+
+
+def test_oidc_off_by_default_sets_no_oidc_names():
+    got = plan_vars(minimal())
+    assert got["kube_oidc_auth"] is False
+    assert not set(got) & set(KUBESPRAY_V2_31_0_OPTIONAL_VARS)
+
+
+OIDC_FULL = {"issuer_url": "https://login.example.com/realms/gpu", "client_id": "kubernetes",
+             "username_claim": "email", "username_prefix": "oidc:", "groups_claim": "groups",
+             "groups_prefix": "oidc:", "ca_file": "/etc/kubernetes/ssl/oidc-ca.pem"}
+
+
+def test_oidc_every_setting_passed_through():
+    got = plan_vars(minimal(oidc=OIDC_FULL))
+    assert got["kube_oidc_auth"] is True
+    assert {key: got[key] for key in KUBESPRAY_V2_31_0_OPTIONAL_VARS} == {
+        "kube_oidc_url": "https://login.example.com/realms/gpu", "kube_oidc_client_id": "kubernetes",
+        "kube_oidc_username_claim": "email", "kube_oidc_username_prefix": "oidc:",
+        "kube_oidc_groups_claim": "groups", "kube_oidc_groups_prefix": "oidc:",
+        "kube_oidc_ca_file": "/etc/kubernetes/ssl/oidc-ca.pem"}
+    assert set(got) == set(KUBESPRAY_V2_31_0_VARS) | set(KUBESPRAY_V2_31_0_OPTIONAL_VARS)
+
+
+def test_oidc_only_given_settings_passed_through():
+    # Kubespray renders an --oidc-* flag only for a defined variable: an omitted key keeps Kubernetes' default
+    got = plan_vars(minimal(oidc={"issuer_url": "https://idp.example.com", "client_id": "k8s"}))
+    assert got["kube_oidc_auth"] is True
+    assert {key for key in got if key.startswith("kube_oidc_")} == {"kube_oidc_auth", "kube_oidc_url",
+                                                                   "kube_oidc_client_id"}
+    assert got["kube_oidc_url"] == "https://idp.example.com"
 
 
 def test_kube_version_has_no_v_prefix():
@@ -170,6 +255,23 @@ def test_inventory_sets_kubespray_vars_on_k8s_cluster(tmp_path):
         assert "k8s_cluster" in groups or {"kube_control_plane", "kube_node"} & groups, host
 
 
+def test_inventory_sets_addon_and_oidc_vars(tmp_path):
+    config = minimal(addons={"metrics_server": {"replicas": 2}}, oidc=OIDC_FULL)
+    group_vars = inventory_of(tmp_path, config).groups["k8s_cluster"].get_vars()
+    expected = plan_vars(config)
+    assert {key: group_vars[key] for key in expected} == expected
+    assert group_vars["metrics_server_enabled"] is True and group_vars["metrics_server_replicas"] == 2
+    assert group_vars["kube_oidc_auth"] is True and group_vars["kube_oidc_url"] == OIDC_FULL["issuer_url"]
+
+
+@pytest.mark.parametrize("cluster", [{"addons": "metrics"}, {"addons": {"metrics_server": None}}, {"oidc": "on"},
+                                     {"oidc": None}])
+def test_inventory_of_bad_addons_or_oidc_still_parses(tmp_path, cluster):
+    # the validate play reports it; the inventory must still load so that play can run
+    data = inventory_of(tmp_path, minimal(**cluster))
+    assert "cp-1" in data.hosts
+
+
 def test_inventory_sets_nvidia_runtime_per_host(tmp_path):
     data = inventory_of(tmp_path, minimal())
     runtime = {name: host.get_vars()["gpufleet_nvidia_runtime"] for name, host in data.hosts.items()}
@@ -215,6 +317,31 @@ def test_names_are_in_kubespray_defaults():
     missing = sorted(set(KUBESPRAY_V2_31_0_VARS) - set(defined))
     assert not missing, "Kubespray %s at %s defines no default for %s" % (version, path, missing)
     if version == "2.31.0":
-        for key, source in KUBESPRAY_V2_31_0_VARS.items():
-            with open(os.path.join(path, source)) as handle:
-                assert re.search(r"(?m)^%s:" % key, handle.read()), "%s: not in %s" % (key, source)
+        for key, source in list(KUBESPRAY_V2_31_0_VARS.items()) + list(KUBESPRAY_V2_31_0_OPTIONAL_VARS.items()):
+            name, line = source.rsplit(":", 1)
+            with open(os.path.join(path, name)) as handle:
+                lines = handle.read().splitlines()
+            # a default (key:) or, for the optional ones, the commented example (# key:), at the line recorded
+            form = r"^%s:" if key in KUBESPRAY_V2_31_0_VARS else r"^#\s*%s:"
+            assert re.match(form % key, lines[int(line) - 1]), "%s: not at %s" % (key, source)
+
+
+def test_oidc_names_are_rendered_by_kubespray_kubeadm_template():
+    path = kubespray_dir()
+    if path is None:
+        pytest.skip("no Kubespray checkout: set KUBESPRAY_DIR=<kubespray v2.31.0 tree>")
+    with open(os.path.join(path, "roles/kubernetes/control-plane/templates/kubeadm-config.v1beta4.yaml.j2")) as handle:
+        template = handle.read()
+    for name in ["kube_oidc_auth"] + sorted(KUBESPRAY_V2_31_0_OPTIONAL_VARS):
+        assert re.search(r"\{\{ %s[ |]|if %s\b" % (name, name), template), name
+
+
+def test_metrics_server_names_are_rendered_by_kubespray_deployment_template():
+    path = kubespray_dir()
+    if path is None:
+        pytest.skip("no Kubespray checkout: set KUBESPRAY_DIR=<kubespray v2.31.0 tree>")
+    with open(os.path.join(path, "roles/kubernetes-apps/metrics_server/templates/"
+                                 "metrics-server-deployment.yaml.j2")) as handle:
+        template = handle.read()
+    for name in sorted(METRICS_SERVER_KUBESPRAY_DEFAULTS):
+        assert re.search(r"\{\{ %s[ |]" % name, template), name
