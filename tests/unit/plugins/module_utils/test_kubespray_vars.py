@@ -175,8 +175,8 @@ def test_oidc_only_given_settings_passed_through():
     # Kubespray renders an --oidc-* flag only for a defined variable: an omitted key keeps Kubernetes' default
     got = plan_vars(minimal(oidc={"issuer_url": "https://idp.example.com", "client_id": "k8s"}))
     assert got["kube_oidc_auth"] is True
-    assert {key for key in got if key.startswith("kube_oidc_")} == {"kube_oidc_auth", "kube_oidc_url",
-                                                                   "kube_oidc_client_id"}
+    oidc_names = {key for key in got if key.startswith("kube_oidc_")}
+    assert oidc_names == {"kube_oidc_auth", "kube_oidc_url", "kube_oidc_client_id"}
     assert got["kube_oidc_url"] == "https://idp.example.com"
 
 
