@@ -336,6 +336,37 @@ def test_oidc_names_are_rendered_by_kubespray_kubeadm_template():
         assert re.search(r"\{\{ %s[ |]|if %s\b" % (name, name), template), name
 
 
+def _oidc_block(template):
+    """Kubespray's --oidc-* block of the kubeadm template: from `{% if kube_oidc_auth` to its `{% endif %}`."""
+    lines = template.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("{% if kube_oidc_auth"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("{% endif %}"))
+    return "\n".join(lines[start:end + 1])
+
+
+@pytest.mark.parametrize("oidc,flags", [
+    (None, {}),
+    ({"issuer_url": "https://idp.example.com", "client_id": "k8s"},
+     {"oidc-issuer-url": "https://idp.example.com", "oidc-client-id": "k8s"}),
+    (OIDC_FULL, {"oidc-issuer-url": OIDC_FULL["issuer_url"], "oidc-client-id": "kubernetes",
+                 "oidc-ca-file": OIDC_FULL["ca_file"], "oidc-username-claim": "email", "oidc-groups-claim": "groups",
+                 "oidc-username-prefix": "oidc:", "oidc-groups-prefix": "oidc:"}),
+])
+def test_kubespray_kubeadm_template_renders_the_oidc_flags(oidc, flags):
+    # the plan's variables through Kubespray v2.31.0's own template block: the API server gets these flags
+    jinja2 = pytest.importorskip("jinja2")
+    path = kubespray_dir()
+    if path is None:
+        pytest.skip("no Kubespray checkout: set KUBESPRAY_DIR=<kubespray v2.31.0 tree>")
+    with open(os.path.join(path, "roles/kubernetes/control-plane/templates/kubeadm-config.v1beta4.yaml.j2")) as handle:
+        block = _oidc_block(handle.read())
+    variables = plan_vars(minimal(**({"oidc": oidc} if oidc else {})))
+    rendered = jinja2.Environment().from_string(block).render(
+        dict(variables, kube_apiserver_use_authentication_config_file=False))
+    args = yaml.safe_load("extraArgs:\n" + rendered) if rendered.strip() else {"extraArgs": None}
+    assert {arg["name"]: arg["value"] for arg in args["extraArgs"] or []} == flags
+
+
 def test_metrics_server_names_are_rendered_by_kubespray_deployment_template():
     path = kubespray_dir()
     if path is None:
