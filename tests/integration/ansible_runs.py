@@ -22,3 +22,21 @@ def env(**extra):
 def run(*args, **extra_env):
     return subprocess.run([os.path.join(BIN, args[0])] + list(args[1:]), cwd=ROOT, env=env(**extra_env),
                           capture_output=True, text=True, timeout=300, check=False)
+
+
+# Runs the command in a fresh Python process and prints, last on stderr, the largest RSS (KiB) of the
+# command's own process tree: RUSAGE_CHILDREN of the test process would also count every earlier child of the
+# session (the lab's API server, for one).
+_MEASURE = ("import resource, subprocess, sys\n"
+            "code = subprocess.call(sys.argv[1:])\n"
+            "sys.stderr.write('\\nmaxrss_kib=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            "sys.exit(code)\n")
+
+
+def run_measured(*args, **extra_env):
+    """run(), and the largest resident set (KiB) of any process of that run alone."""
+    result = subprocess.run([sys.executable, "-c", _MEASURE, os.path.join(BIN, args[0])] + list(args[1:]), cwd=ROOT,
+                            env=env(**extra_env), capture_output=True, text=True, timeout=300, check=False)
+    head, _sep, tail = result.stderr.rpartition("\nmaxrss_kib=")
+    result.stderr = head
+    return result, int(tail.strip())
