@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - reported by validate()
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_schema, versions
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, quantity, semver, serving, tenancy
+from ansible_collections.gpufleet.platform.plugins.module_utils import access
 
 # The one list of passwords refused anywhere (compared after trimming and case folding).
 KNOWN_DEFAULT_SECRETS = frozenset([
@@ -155,6 +156,8 @@ PATTERN_HELP = {
     config_schema.VLLM_FLAG["pattern"]: "a vLLM flag like --enable-prefix-caching or --max-num-seqs=64",
     config_schema.METRIC_RESOLUTION: "a duration in whole seconds or minutes like 15s or 1m",
     config_schema.ABSOLUTE_PATH: "an absolute path like /etc/kubernetes/ssl/oidc-ca.pem",
+    config_schema.RBAC_NAME: "a user or group name: letters, digits and . _ @ : / + = -, starting with a letter or "
+                             "digit",
 }
 
 
@@ -737,6 +740,80 @@ def rule_teams(config, ctx):
                 "(scheduling.allow_overcommit: true)" % (pool_name, resource, total, capacity, ", ".join(
                     "%s=%d" % (config["teams"][i].get("name"), n) for i, n in entries)))
     yield from _scheduling_issues(config, teams)
+    yield from _access_issues(config, ctx, teams)
+
+
+def _access_issues(config, ctx, teams):
+    """teams[].access and cluster.admin_group: subjects, kubeconfigs, ResourceQuota and LimitRange values."""
+    admin = _dict(config.get("cluster")).get("admin_group")
+    if isinstance(admin, str) and admin.startswith(access.RESERVED_PREFIX):
+        yield ConfigIssue("cluster.admin_group", "names starting with 'system:' belong to Kubernetes itself; "
+                          "name the platform admins' own group", admin, True)
+    for i, team in teams:
+        team_access = team.get("access")
+        if not isinstance(team_access, dict):
+            continue
+        base = "teams[%d].access" % i
+        for key in ("groups", "users"):
+            for j, name in enumerate(_list(team_access.get(key))):
+                if not isinstance(name, str):
+                    continue
+                if name.startswith(access.RESERVED_PREFIX):
+                    yield ConfigIssue("%s.%s[%d]" % (base, key, j), "names starting with 'system:' belong to "
+                                      "Kubernetes itself (system:masters is cluster-admin); name the team's own %s"
+                                      % key[:-1], name, True)
+                elif key == "groups" and name == admin:
+                    yield ConfigIssue("%s.groups[%d]" % (base, j), "is the platform admin group (cluster.admin_group), "
+                                      "which is cluster-admin everywhere; a team gets a group of its own", name, True)
+        if team_access.get("kubeconfigs") is True and not _list(team_access.get("users")):
+            yield ConfigIssue(base + ".kubeconfigs", "issues one kubeconfig per user, but %s.users is empty; list the "
+                              "users or set kubeconfigs: false" % base, True, True)
+        request, limit = _dict(team_access.get("default_request")), _dict(team_access.get("default_limit"))
+        for res in sorted(set(request) & set(limit)):
+            try:
+                low, high = quantity.parse(request[res])[0], quantity.parse(limit[res])[0]
+            except quantity.QuantityError:
+                continue
+            if low > high:
+                yield ConfigIssue("%s.default_request.%s" % (base, res), "is above %s.default_limit.%s (%s); the "
+                                  "API server refuses a LimitRange whose default request exceeds its default limit"
+                                  % (base, res, limit[res]), request[res], True)
+    if _schema_clean(ctx, "teams") and _schema_clean(ctx, "gpu_pools"):
+        yield from _resource_quota_issues(config, ctx, teams)
+
+
+def _resource_quota_issues(config, ctx, teams):
+    """A ResourceQuota below what Kueue can admit would refuse the pods of admitted workloads."""
+    plain = [t for _i, t in teams]
+    mini = {"services": {"kueue": _services(config).get("kueue", {})},
+            "pools": dict((name, {"model": pool.get("model"), "mig": {"enabled": mig_enabled(pool)},
+                                  "resources_per_node": ctx.get("pool_resources", {}).get(name, {})})
+                          for name, pool in _pools(config).items())}
+    milli = access.mig_milli(mini)
+    for index, (i, team) in enumerate(teams):
+        overrides = _dict(_dict(team.get("access")).get("resource_quota"))
+        if not overrides:
+            continue
+        ceilings = access.quota_ceilings(plain, index, milli)
+        for res, value in sorted(overrides.items()):
+            path = key_path(["teams", i, "access", "resource_quota", res])
+            if res in ("cpu", "memory") and res not in ceilings:
+                yield ConfigIssue(path, "teams[%d] sets no %s quota, so Kueue admits up to the kueue role's default "
+                                  "for it; set teams[%d].%s (the ResourceQuota then defaults to what Kueue admits)"
+                                  % (i, res, i, res), value, True)
+                continue
+            if res not in ceilings:
+                continue
+            most, why = ceilings[res]
+            try:
+                lower = quantity.parse(value)[0] < most
+            except quantity.QuantityError:
+                continue
+            if lower:
+                yield ConfigIssue(path, "is lower than what Kueue can admit for the team, %s (%s): the pods of admitted "
+                                  "workloads would be refused; set at least %s, or lower the quota or its "
+                                  "borrowing_limit" % (access.as_quantity(most), why, access.as_quantity(most)),
+                                  value, True)
 
 
 def _scheduling_issues(config, teams):

@@ -28,6 +28,7 @@ DURATION = r"^[0-9]+(ms|s|m|h|d|w|y)$"
 STORAGE_URI = r"^(hf|pvc|s3)://.+"
 METRIC_RESOLUTION = r"^[0-9]+(s|m)$"
 ABSOLUTE_PATH = r"^/[^\x00]*$"
+RBAC_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:/+=-]*$"
 VLLM_FLAG = {"type": "string", "pattern": r"^--[a-z0-9][-a-z0-9_]*(=.*)?$",
              "description": "A vLLM flag, --name or --name=value."}
 
@@ -88,6 +89,45 @@ SECRET_REF = {
              required=("generate",)),
     ],
 }
+
+_CPU_MEMORY = _obj(
+    {
+        "cpu": _str("CPU (Kubernetes quantity).", pattern=QUANTITY),
+        "memory": _str("Memory (Kubernetes quantity).", pattern=QUANTITY),
+    },
+)
+
+TEAM_ACCESS = _obj(
+    {
+        "groups": {"type": "array", "uniqueItems": True, "description": "Groups bound to the team's Role: OIDC "
+                   "group names (cluster.oidc.groups_prefix is prepended) or client-certificate organizations.",
+                   "items": _str("Group name.", pattern=RBAC_NAME, maxLength=253)},
+        "users": {"type": "array", "uniqueItems": True, "description": "Users bound to the team's Role, as the API "
+                  "server names them: a client certificate's common name (the kubeconfigs issued here use the "
+                  "name as written) or an OIDC user name with its prefix.",
+                  "items": _str("User name.", pattern=RBAC_NAME, maxLength=253)},
+        "kubeconfigs": _bool("Issue each user a kubeconfig with a client certificate signed by the cluster CA "
+                             "(a CertificateSigningRequest approved through the API), written 0600 on the "
+                             "controller.", False),
+        "resource_quota": {
+            "type": "object",
+            "description": "Raise hard limits of the team's ResourceQuota, {resource: quantity} (cpu, memory, "
+                         "nvidia.com/gpu, ...). By default each limit is what Kueue can admit for the team "
+                         "(nominal + borrowing); a lower value is refused.",
+            "propertyNames": {"pattern": RESOURCE_NAME},
+            "additionalProperties": {"oneOf": [{"type": "integer", "minimum": 0},
+                                               {"type": "string", "pattern": QUANTITY}]},
+        },
+        "default_request": dict(_CPU_MEMORY, description="LimitRange default requests of a container that sets "
+                                "none (a ResourceQuota on requests.cpu refuses pods without requests).",
+                                default={"cpu": "500m", "memory": "1Gi"}),
+        "default_limit": dict(_CPU_MEMORY, description="LimitRange default limits of a container that sets none "
+                              "(none by default)."),
+    },
+    description="Who may run workloads in the team's namespace (a Role and RoleBinding, nothing cluster-wide), "
+                "and the ResourceQuota and LimitRange that bound pods which bypass Kueue. No access objects when "
+                "omitted.",
+)
 
 SLURM_SCRIPTS = {
     "type": "object",
@@ -246,6 +286,9 @@ SCHEMA = {
                     description="OpenID Connect login to the API server (Kubespray's kube_oidc_* variables). "
                                 "Off when omitted.",
                 ),
+                "admin_group": _str("Group of the platform admins, bound to the cluster-admin ClusterRole (one "
+                                    "ClusterRoleBinding); an OIDC group name, cluster.oidc.groups_prefix is "
+                                    "prepended. No binding when omitted.", pattern=RBAC_NAME, maxLength=253),
             },
             required=("name",),
             description="The Kubernetes cluster Kubespray builds.",
@@ -373,6 +416,7 @@ SCHEMA = {
                     ),
                     "delete_namespace_on_removal": _bool(
                         "Delete the namespace when the team is removed from config.", False),
+                    "access": TEAM_ACCESS,
                 },
                 required=("name",),
             ),
