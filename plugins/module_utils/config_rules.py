@@ -812,7 +812,8 @@ def _resource_quota_issues(config, ctx, teams):
             if lower:
                 yield ConfigIssue(path, "is lower than what Kueue can admit for the team, %s (%s): the pods of admitted "
                                   "workloads would be refused; set at least %s, or lower the quota or its "
-                                  "borrowing_limit" % (access.as_quantity(most), why, access.as_quantity(most)),
+                                  "borrowing_limit" % (access.as_quantity(most, res == "memory"), why,
+                                                       access.as_quantity(most, res == "memory")),
                                   value, True)
 
 
