@@ -32,7 +32,7 @@ RBAC_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:/+=-]*$"
 VLLM_FLAG = {"type": "string", "pattern": r"^--[a-z0-9][-a-z0-9_]*(=.*)?$",
              "description": "A vLLM flag, --name or --name=value."}
 
-SERVICES = ("cert_manager", "gpu_operator", "kueue", "volcano", "slurm", "kserve", "monitoring")
+SERVICES = ("cert_manager", "gpu_operator", "kueue", "volcano", "slurm", "kserve", "mlflow", "monitoring")
 
 
 def _obj(properties, required=(), description=None, **extra):
@@ -111,9 +111,9 @@ TEAM_ACCESS = _obj(
                              "controller.", False),
         "resource_quota": {
             "type": "object",
-            "description": "Raise hard limits of the team's ResourceQuota, {resource: quantity} (cpu, memory, "
-                         "nvidia.com/gpu, ...). By default each limit is what Kueue can admit for the team "
-                         "(nominal + borrowing); a lower value is refused.",
+            "description": ("Raise hard limits of the team's ResourceQuota, {resource: quantity} (cpu, memory, "
+                            "nvidia.com/gpu, ...). By default each limit is what Kueue can admit for the team "
+                            "(nominal + borrowing); a lower value is refused."),
             "propertyNames": {"pattern": RESOURCE_NAME},
             "additionalProperties": {"oneOf": [{"type": "integer", "minimum": 0},
                                                {"type": "string", "pattern": QUANTITY}]},
@@ -566,7 +566,21 @@ SCHEMA = {
                                                   ("InferenceService", "LLMInferenceService"), "InferenceService"),
                                     "namespace": _str("Namespace (a team's namespace when Kueue is on).",
                                                       pattern=DNS_LABEL),
-                                    "storage_uri": _str("hf://, pvc:// or s3:// URI.", pattern=STORAGE_URI),
+                                    "storage_uri": _str("hf://, pvc:// or s3:// URI (or registry).", pattern=STORAGE_URI),
+                                    "registry": {
+                                        "description": "Serve a version of a model in the MLflow registry (instead of "
+                                                       "storage_uri): {model: NAME, version: N} or {model: NAME, alias: "
+                                                       "A}; resolved to its artifact location when the kserve role runs "
+                                                       "(needs services.mlflow).",
+                                        "oneOf": [
+                                            _obj({"model": _str("Registered model name.", minLength=1),
+                                                  "version": _int("Model version.", 1)},
+                                                 required=("model", "version")),
+                                            _obj({"model": _str("Registered model name.", minLength=1),
+                                                  "alias": _str("Model alias.", pattern=r"^[A-Za-z0-9_-]+$")},
+                                                 required=("model", "alias")),
+                                        ],
+                                    },
                                     "pool": _str("GPU pool to run on.", pattern=DNS_LABEL),
                                     "gpu_resource": _str("GPU resource, e.g. nvidia.com/gpu or nvidia.com/mig-3g.40gb.",
                                                          pattern=RESOURCE_NAME, default="nvidia.com/gpu"),
@@ -593,10 +607,71 @@ SCHEMA = {
                                         description="A PersistentVolumeClaim mounted as the Hugging Face / vLLM cache.",
                                     ),
                                 },
-                                required=("name", "storage_uri"),
+                                required=("name",),
                             ),
                         },
                     },
+                ),
+                "mlflow": _obj(
+                    {
+                        "enabled": _bool("Install the MLflow tracking server and model registry (role mlflow).", False),
+                        "namespace": _str("Namespace MLflow runs in.", pattern=DNS_LABEL, default="mlflow"),
+                        "replicas": _int("Tracking server replicas (they share the database and the bucket).", 1, 10,
+                                         default=1),
+                        "url": _str("URL the controller reaches MLflow at, to resolve registry models for KServe "
+                                    "(default: the in-cluster Service, "
+                                    "http://mlflow.<namespace>.svc.cluster.local:5000).", pattern=r"^https?://[^/]+"),
+                        "allowed_hosts": {"type": "array", "uniqueItems": True, "default": [],
+                                          "items": {"type": "string", "minLength": 1},
+                                          "description": "More Host header values the server accepts (MLflow refuses "
+                                                         "unknown hosts; the Service names are always allowed), e.g. "
+                                                         "the name of an ingress in front of it."},
+                        "backend_store": _obj(
+                            {
+                                "host": _str("PostgreSQL host (an existing database server; the collection does not "
+                                             "install one).", minLength=1),
+                                "port": _int("PostgreSQL port.", 1, 65535, default=5432),
+                                "database": _str("Database (must exist; MLflow creates its tables, and its auth "
+                                                 "tables beside them).", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                                 default="mlflow"),
+                                "user": _str("Database user.", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$"),
+                                "password": SECRET_REF,
+                                "sslmode": _enum("libpq sslmode of the connection.",
+                                                 ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+                                                 "require"),
+                            },
+                            required=("host", "user", "password"),
+                            description="The tracking and registry store: an existing PostgreSQL database.",
+                        ),
+                        "artifact_store": _obj(
+                            {
+                                "endpoint": _str("S3-compatible endpoint URL (MinIO, Ceph RGW, AWS).",
+                                                 pattern=r"^https?://[^/]+$"),
+                                "bucket": _str("Bucket (must exist).", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"),
+                                "path": _str("Key prefix inside the bucket.", pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
+                                             default="mlflow"),
+                                "region": _str("Region, where the store needs one.", pattern=r"^[a-z0-9-]+$"),
+                                "credentials": SECRET_REF,
+                            },
+                            required=("endpoint", "bucket", "credentials"),
+                            description="Where run artifacts and registered models are stored (S3-compatible); "
+                                        "KServe reads registry models from here with the same credentials.",
+                        ),
+                        "auth": _obj(
+                            {
+                                "admin_user": _str("MLflow admin user (basic-auth app).", pattern=r"^[A-Za-z0-9._@-]+$",
+                                                   default="gpufleet-admin"),
+                                "admin_password": SECRET_REF,
+                                "default_permission": _enum("Permission every user has on what others create.",
+                                                            ("NO_PERMISSIONS", "READ", "EDIT", "MANAGE"), "READ"),
+                            },
+                            required=("admin_password",),
+                            description="Authentication is always on (MLflow's basic-auth app); there is no default "
+                                        "admin password.",
+                        ),
+                    },
+                    description="MLflow tracking server and model registry (official image, rendered by the mlflow "
+                                "role; no chart).",
                 ),
                 "monitoring": _service(
                     "kube-prometheus-stack with DCGM GPU metrics, dashboards and GPU alerts.",

@@ -39,7 +39,7 @@ options:
     description: The reason recorded on the Approved condition.
     type: str
     default: GpufleetTeamAccess
-  message:
+  approval_message:
     description: The message recorded on the Approved condition.
     type: str
     default: Approved by gpufleet.platform for a user of teams[].access
@@ -101,7 +101,7 @@ def main():
             kubeconfig=dict(type="path", required=True),
             context=dict(type="str"),
             reason=dict(type="str", default="GpufleetTeamAccess"),
-            message=dict(type="str", default="Approved by gpufleet.platform for a user of teams[].access"),
+            approval_message=dict(type="str", default="Approved by gpufleet.platform for a user of teams[].access"),
             wait_timeout=dict(type="int", default=60),
         ),
         supports_check_mode=True,
@@ -118,7 +118,7 @@ def main():
             module.exit_json(changed=True, approved=True, certificate="")
         approved = state == "pending"
         if approved:
-            body = approval_body(csr, params["reason"], params["message"])
+            body = approval_body(csr, params["reason"], params["approval_message"])
             api.replace_certificate_signing_request_approval(params["name"], body)
         deadline = time.time() + params["wait_timeout"]
         certificate = (csr.get("status") or {}).get("certificate") or ""
