@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - reported by validate()
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_schema, versions
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, quantity, semver, serving, tenancy
+from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, mlflow_registry, quantity, semver, serving, tenancy
 from ansible_collections.gpufleet.platform.plugins.module_utils import access
 
 # The one list of passwords refused anywhere (compared after trimming and case folding).
@@ -42,8 +42,10 @@ RESERVED_NAMESPACES = frozenset(["default", "kube-system", "kube-public", "kube-
 MIN_SECRET_LENGTH = 12
 MAX_REPORTED = 100  # problems listed in the message; a hostile file can have tens of thousands
 # Where config.yml holds secret references: nothing at or under these paths is ever printed.
-SECRET_PATH = re.compile(r"^(secrets|services\.kserve\.models\[[0-9]+\]\.credentials)(\.|\[|$)")
-SECRET_KEYS = frozenset(["secrets", "credentials"])
+SECRET_PATH = re.compile(r"^(secrets|services\.kserve\.models\[[0-9]+\]\.credentials|"
+                         r"services\.mlflow\.(backend_store\.password|artifact_store\.credentials|auth\.admin_password))"
+                         r"(\.|\[|$)")
+SECRET_KEYS = frozenset(["secrets", "credentials", "password", "admin_password"])
 SECRET_FORMS = "{var: <name of a vaulted Ansible variable>} or {generate: true}"
 NOT_SHOWN = "<not shown>"
 
@@ -192,6 +194,9 @@ def _schema_issue(error, root_schema):
     if is_secret_path(path) and path.endswith(".credentials"):
         return [ConfigIssue(path, "must be {var: <name of a vaulted Ansible variable>}: storage credentials are "
                             "never written in config.yml", value, True)]
+    if path in ("services.mlflow.backend_store.password", "services.mlflow.auth.admin_password"):
+        forms = SECRET_FORMS if path.endswith("admin_password") else "{var: <name of a vaulted Ansible variable>}"
+        return [ConfigIssue(path, "must be %s: a secret is never written in config.yml" % forms, value, True)]
     if is_secret_path(path) and re.match(r"^(secrets\.[^.\[]+|secrets\[[^]]+\])$", path):
         return [ConfigIssue(path, "must be %s: a secret is never written in config.yml" % SECRET_FORMS, value, True)]
     if "propertyNames" in list(error.schema_path) and validator == "pattern":
@@ -1073,7 +1078,9 @@ def rule_services(config, ctx):
                 yield ConfigIssue(base + ".credentials", "is required for an s3:// storage_uri (reference a vaulted "
                                   "variable: {var: vault_s3_credentials})")
             yield from _kserve_kind_issues(kserve, model, base)
+            yield from _registry_issues(config, model, base)
             yield from _kserve_model_issues(config, ctx, kserve, model, base, seen_models)
+    yield from _mlflow_issues(config, ctx)
     if _enabled(config, "monitoring"):
         if "grafana_admin_password" not in _dict(config.get("secrets")):
             yield ConfigIssue("secrets.grafana_admin_password", "is required when services.monitoring is enabled: "
@@ -1166,6 +1173,87 @@ def _kserve_model_issues(config, ctx, kserve, model, base, seen):
                           model.get("gpu_resource", "nvidia.com/gpu"), True)
 
 
+# services.mlflow secret references: key -> (what it must hold, whether {generate: true} is allowed)
+MLFLOW_SECRETS = (
+    ("backend_store", "password", "the database user's password"),
+    ("artifact_store", "credentials", "a mapping with non-empty access_key_id and secret_access_key"),
+    ("auth", "admin_password", "the MLflow admin password"),
+)
+
+
+def _mlflow_issues(config, ctx):
+    """MLflow needs a backend store, an artifact store and an admin password (authentication is always on);
+    references are checked like every secret, values never shown."""
+    mlflow = _dict(_services(config).get("mlflow"))
+    if mlflow.get("enabled") is not True:
+        return
+    needs = {
+        "backend_store": "an existing PostgreSQL database ({host, user, password: {var: vault_mlflow_db_password}}); "
+                         "the collection installs none",
+        "artifact_store": "an S3-compatible bucket ({endpoint, bucket, credentials: {var: "
+                          "vault_mlflow_s3_credentials}})",
+    }
+    for key, what in sorted(needs.items()):
+        if key not in mlflow:
+            yield ConfigIssue("services.mlflow." + key, "is required when services.mlflow.enabled is true: " + what)
+    if "admin_password" not in _dict(mlflow.get("auth")):
+        yield ConfigIssue("services.mlflow.auth.admin_password", "is required when services.mlflow.enabled is true: "
+                          "{var: <vaulted variable>} or {generate: true}; authentication is always on and the "
+                          "collection never ships a default")
+    values = ctx.get("secret_values")
+    for section, key, holds in MLFLOW_SECRETS:
+        ref = _dict(mlflow.get(section)).get(key)
+        path = "services.mlflow.%s.%s" % (section, key)
+        if not isinstance(ref, dict):
+            continue
+        if ref.get("generate") is True and key != "admin_password":
+            yield ConfigIssue(path, ("must name a vaulted variable ({var: vault_mlflow_db_password}): the existing "
+                                     "database already has its password, a generated one would not match")
+                              if key == "password" else
+                              "storage credentials come from your store, never generated: reference a vaulted "
+                              "variable ({var: vault_mlflow_s3_credentials})")
+            continue
+        var = ref.get("var")
+        if values is None or not _var_name(var):
+            continue
+        if var not in values:
+            yield ConfigIssue(path + ".var", "names variable '%s', which is not defined; put it in an Ansible Vault "
+                              "file (ansible-vault create group_vars/all/vault.yml)" % var)
+            continue
+        value = values[var]
+        if key == "credentials":
+            if not (isinstance(value, dict) and all(isinstance(value.get(k), str) and value[k]
+                                                    for k in ("access_key_id", "secret_access_key"))):
+                yield ConfigIssue(path + ".var", "variable '%s' must hold %s" % (var, holds))
+        elif not isinstance(value, str) or not value.strip():
+            yield ConfigIssue(path + ".var", "variable '%s' must hold %s (a non-empty string)" % (var, holds))
+        elif is_known_default(value):
+            yield ConfigIssue(path + ".var", "variable '%s' holds a well-known default password; choose a unique "
+                              "secret (at least %d characters)" % (var, MIN_SECRET_LENGTH))
+        elif key == "admin_password" and len(value.strip()) < MIN_SECRET_LENGTH:
+            yield ConfigIssue(path + ".var", "variable '%s' holds a password shorter than %d characters"
+                              % (var, MIN_SECRET_LENGTH))
+
+
+def _registry_issues(config, model, base):
+    """A KServe model comes from storage_uri or from the MLflow registry (services.mlflow), not both."""
+    registry = model.get("registry")
+    if registry is None:
+        if "storage_uri" not in model:
+            yield ConfigIssue(base, "needs storage_uri (hf://, pvc:// or s3://) or registry ({model: NAME, version: N} "
+                              "or {model: NAME, alias: A})")
+        return
+    if "storage_uri" in model:
+        yield ConfigIssue(base + ".registry", "give storage_uri or registry, not both", registry, True)
+    if not _enabled(config, "mlflow"):
+        yield ConfigIssue(base + ".registry", "needs services.mlflow.enabled: true: registry models are resolved "
+                          "against the collection's MLflow and read with services.mlflow.artifact_store.credentials",
+                          registry, True)
+    if "credentials" in model:
+        yield ConfigIssue(base + ".credentials", "a registry model is read with "
+                          "services.mlflow.artifact_store.credentials; remove the key")
+
+
 # Secrets whose value is a structure, not a password: the collection cannot generate them.
 STRUCTURED_SECRETS = {"alertmanager_receivers": "a mapping with a non-empty 'receivers' list of Alertmanager "
                                                 "receivers (each with a 'name'; optional 'route', 'inhibit_rules')"}
@@ -1188,6 +1276,8 @@ def credential_vars(config):
     refs = list(_dict(config.get("secrets")).values()) if isinstance(config, dict) else []
     kserve = _dict(_dict(config.get("services")).get("kserve")) if isinstance(config, dict) else {}
     refs.extend(_dict(m).get("credentials") for m in _list(kserve.get("models")))
+    mlflow = _dict(_dict(config.get("services")).get("mlflow")) if isinstance(config, dict) else {}
+    refs.extend(_dict(mlflow.get(section)).get(key) for section, key, _ in MLFLOW_SECRETS)
     return sorted(set(ref["var"] for ref in refs if isinstance(ref, dict) and _var_name(ref.get("var"))))
 
 
@@ -1392,14 +1482,19 @@ def build_plan(config, ctx):
         teams.append(dict(team, namespace=team.get("namespace", team["name"]), quotas=quotas))
     services = {}
     for name, service in config.get("services", {}).items():
+        if name not in versions.CHARTS:  # rendered by its role, no chart (mlflow)
+            continue
         services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
         services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
+    services["mlflow"] = mlflow_registry.plan_service(
+        apply_defaults(config_schema.SCHEMA["properties"]["services"]["properties"]["mlflow"],
+                       copy.deepcopy(config.get("services", {}).get("mlflow", {}))))
     for name in versions.CHARTS:
         if name not in services:
             service = apply_defaults(config_schema.SCHEMA["properties"]["services"]["properties"][name], {})
             services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
             services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
-    services["kserve"] = serving.plan_models(services["kserve"])
+    services["kserve"] = serving.plan_models(services["kserve"], services["mlflow"])
     if not services["kserve"].get("llmisvc"):
         services["kserve"]["charts"] = [c for c in services["kserve"]["charts"]
                                         if c["name"] not in versions.LLMISVC_CHARTS]

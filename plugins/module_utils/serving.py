@@ -203,9 +203,11 @@ def llm_args(args, service_engine_args=()):
     return [str(a) for a in service_engine_args or ()] + own
 
 
-def plan_models(service):
+def plan_models(service, mlflow=None):
     """services.kserve with each model completed for the role: defaults, ``scheme``, vLLM ``args`` and the
-    memory estimate; ``vllm_image`` is the pinned runtime image (versions.IMAGES)."""
+    memory estimate; ``vllm_image`` is the pinned runtime image (versions.IMAGES). A ``registry`` model (MLflow,
+    ``mlflow`` is the planned services.mlflow) is an s3:// model whose ``storage_uri`` the kserve role resolves,
+    read with the MLflow artifact store's credentials and endpoint."""
     out = dict(service, vllm_image=versions.IMAGES["vllm"])
     models = []
     for model in service.get("models") or []:
@@ -213,7 +215,15 @@ def plan_models(service):
         model.setdefault("kind", ISVC)
         model.setdefault("gpus", model.get("tensor_parallel_size", 1))
         model.setdefault("tensor_parallel_size", model["gpus"])
-        model["scheme"] = storage_scheme(model["storage_uri"])
+        if model.get("registry") is not None:
+            store = (mlflow or {}).get("artifact_store") or {}
+            endpoint = str(store.get("endpoint") or "https://")
+            model.update(scheme="s3", storage_uri=None, credentials=store.get("credentials"),
+                         s3_endpoint=endpoint.split("://", 1)[-1], s3_use_https=endpoint.startswith("https://"))
+            if store.get("region"):
+                model["s3_region"] = store["region"]
+        else:
+            model["scheme"] = storage_scheme(model["storage_uri"])
         model["args"] = vllm_args(model, service.get("gpu_memory_utilization", 0.9), model.get("engine_args"))
         if model["kind"] == LLMISVC:
             model.setdefault("replicas", 1)
