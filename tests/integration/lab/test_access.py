@@ -143,6 +143,30 @@ def test_converge_idempotent_check(lab, acc):
     assert key not in check.stdout
 
 
+def test_a_missing_kubeconfig_is_issued_again_and_the_key_never_logged(lab, acc):
+    """Even at -vvv (module arguments and results printed) no private key reaches the output."""
+    path = _kubeconfig(acc)
+    old = yaml.safe_load(path.read_text())
+    path.unlink()
+    check = _run(acc, "--tags", "team_access", check=True)
+    assert check.rc == 0, check
+    assert "would issue a client certificate and write %s" % path in check.stdout
+    assert not path.exists()
+    again = _run(acc, "--tags", "team_access", "-vvv")
+    assert again.rc == 0, again
+    new = yaml.safe_load(path.read_text())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    out = again.stdout + again.stderr
+    for config in (old, new):
+        pem = base64.b64decode(config["users"][0]["user"]["client-key-data"]).decode()
+        for line in pem.strip().splitlines()[1:-1]:
+            assert line not in out
+        assert config["users"][0]["user"]["client-key-data"] not in out
+    assert "BEGIN EC PRIVATE KEY" not in out
+    assert new["users"][0]["user"]["client-key-data"] != old["users"][0]["user"]["client-key-data"]
+    assert new["clusters"] == old["clusters"] and new["contexts"] == old["contexts"]
+
+
 def test_issued_kubeconfig_runs_jobs_in_its_namespace_only(lab, acc):
     team_a, team_b = acc["teams"]
     api = kube_config.new_client_from_config(config_file=str(_kubeconfig(acc)))
