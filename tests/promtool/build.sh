@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Build promtool from its Go module at the pinned Prometheus release (idempotent; cached).
+# Build promtool (default) or, with the argument `prometheus`, the Prometheus server from its Go module at the
+# pinned Prometheus release (idempotent; cached). The server is for tests/integration/test_usage_report.py
+# (a real Prometheus on 127.0.0.1 over backfilled blocks); it shares the module and build caches with promtool.
 #
 #   github.com/prometheus/prometheus/cmd/promtool  module v0.<major*100+minor>.<patch>
 #   (Prometheus 3.14.0 = module v0.314.0, the prometheus image kube-prometheus-stack 88.5.3 ships:
 #    values.yaml prometheus.prometheusSpec.image.tag v3.14.0)
 #
-# Output: ${GPUFLEET_TOOLS_CACHE:-~/.cache/gpufleet/tools}/prometheus-<version>/promtool
+# Output: ${GPUFLEET_TOOLS_CACHE:-~/.cache/gpufleet/tools}/prometheus-<version>/{promtool,prometheus}
 # The build module (require + upstream's replace directives) is generated next to it, never in the
 # repository. Timings are appended to .../build-times.log.
 set -euo pipefail
@@ -13,11 +15,16 @@ set -euo pipefail
 VERSION="${PROMTOOL_VERSION:?PROMTOOL_VERSION is not set (tests/promtool/promtool.mk pins it)}"
 CACHE="${GPUFLEET_TOOLS_CACHE:-$HOME/.cache/gpufleet/tools}"
 ROOT="$CACHE/prometheus-$VERSION"
-BIN="$ROOT/promtool"
+TOOL="${1:-promtool}"
+case "$TOOL" in
+  promtool | prometheus) ;;
+  *) printf '[promtool] ERROR: unknown tool %s (promtool or prometheus)\n' "$TOOL" >&2; exit 2 ;;
+esac
+BIN="$ROOT/$TOOL"
 SRC="$ROOT/src"
 
-log() { printf '[promtool] %s\n' "$*" >&2; }
-die() { printf '[promtool] ERROR: %s\n' "$*" >&2; exit 1; }
+log() { printf '[%s] %s\n' "$TOOL" "$*" >&2; }
+die() { printf '[%s] ERROR: %s\n' "$TOOL" "$*" >&2; exit 1; }
 
 if [ -x "$BIN" ] && "$BIN" --version 2>&1 | grep -q "version $VERSION "; then
   exit 0
@@ -44,13 +51,13 @@ gomod="$(go mod download -json "github.com/prometheus/prometheus@$MODVER" | sed 
 : >"$SRC/go.sum"
 
 t0=$(date +%s)
-log "building promtool $VERSION ($MODVER) with $JOBS jobs; first build takes several minutes"
+log "building $TOOL $VERSION ($MODVER) with $JOBS jobs; first build takes several minutes"
 pkg=github.com/prometheus/common/version
 (cd "$SRC" && go build -p "$JOBS" -trimpath \
   -ldflags "-s -w -X $pkg.Version=$VERSION -X $pkg.Branch=release -X $pkg.Revision=$MODVER -X $pkg.BuildUser=gpufleet" \
-  -o "$BIN.tmp" github.com/prometheus/prometheus/cmd/promtool)
+  -o "$BIN.tmp" "github.com/prometheus/prometheus/cmd/$TOOL")
 mv "$BIN.tmp" "$BIN"
 t1=$(date +%s)
-printf '%s promtool-%s %ss\n' "$(date -u +%FT%TZ)" "$VERSION" "$((t1 - t0))" >>"$CACHE/build-times.log"
-log "promtool $VERSION built in $((t1 - t0))s: $BIN"
+printf '%s %s-%s %ss\n' "$(date -u +%FT%TZ)" "$TOOL" "$VERSION" "$((t1 - t0))" >>"$CACHE/build-times.log"
+log "$TOOL $VERSION built in $((t1 - t0))s: $BIN"
 "$BIN" --version

@@ -101,7 +101,8 @@ def test_monitoring_converges_idempotent_and_check_clean(lab, tmp_path, monitori
                                                  "gpufleet-vllm")
     assert pm["spec"]["podMetricsEndpoints"][0]["portNumber"] == 8080
     cms = lab.core.list_namespaced_config_map(monitoring_ns, label_selector="grafana_dashboard=1").items
-    assert sorted(c.metadata.name for c in cms) == ["gpufleet-dashboard-gpu-fleet", "gpufleet-dashboard-serving",
+    assert sorted(c.metadata.name for c in cms) == ["gpufleet-dashboard-gpu-fleet", "gpufleet-dashboard-queues",
+                                                    "gpufleet-dashboard-serving", "gpufleet-dashboard-slurm",
                                                     "gpufleet-dashboard-teams"]
     for cm in cms:
         (body,) = cm.data.values()

@@ -40,8 +40,9 @@ def expressions(dashboard):
                 yield "variable %s" % var["name"], match.group("expr")
 
 
-def test_three_dashboards():
-    assert [os.path.basename(f) for f in FILES] == ["gpu-fleet.json", "serving.json", "teams.json"]
+def test_the_dashboards():
+    assert [os.path.basename(f) for f in FILES] == ["gpu-fleet.json", "queues.json", "serving.json", "slurm.json",
+                                                    "teams.json"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)
@@ -69,7 +70,7 @@ def test_dashboard_uids_unique():
 
 
 def test_dashboard_content():
-    fleet, serving, teams = (json.dumps(load(f)) for f in FILES)
+    fleet, queues, serving, slurm, teams = (json.dumps(load(f)) for f in FILES)
     for metric in ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
                    "DCGM_FI_DEV_XID_ERRORS", "GPU_I_ID", "GPU_I_PROFILE"):
         assert metric in fleet
@@ -79,6 +80,12 @@ def test_dashboard_content():
     for metric in ("vllm:request_success_total", "vllm:e2e_request_latency_seconds_bucket",
                    "vllm:generation_tokens_total", "vllm:kv_cache_usage_perc"):
         assert metric in serving
+    for metric in ("kueue_pending_workloads", "kueue_admitted_workloads_total", "kueue_admission_wait_time_seconds_bucket",
+                   "volcano_queue_pod_group_pending_count", "volcano_queue_allocated_scalar_resources"):
+        assert metric in queues
+    for metric in ("slurm_jobs_pending", "slurm_partition_jobs_pending", "slurm_node_gpus_alloc", "slurm_nodes_down",
+                   "slurm_schedule_cycle_last"):
+        assert metric in slurm
 
 
 def test_every_promql_expression_parses(promtool, tmp_path):
