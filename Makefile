@@ -22,9 +22,11 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PYTHONDONTWRITEBYTECODE := 1
 export GPUFLEET_SHARED ?= $(abspath $(CURDIR)/../shared)
 
-# Fragments add what their suites need: TEST_PREREQS (built before units/integration run) and
+# Fragments add what their suites need: TEST_PREREQS (built before units/integration run), INTEGRATION_PREREQS
+# (built before integration only) and
 # EXTRA_TEST_TARGETS (more suites `make test` runs, e.g. molecule).
 TEST_PREREQS :=
+INTEGRATION_PREREQS :=
 EXTRA_TEST_TARGETS :=
 -include lab/lab.mk
 -include extensions/molecule/molecule.mk
@@ -92,7 +94,7 @@ units: venv $(TEST_PREREQS) ## Unit tests (pure logic, modules, config rules)
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: integration
-integration: venv lab-build $(TEST_PREREQS) ## Integration tests (ansible-playbook runs; the lab)
+integration: venv lab-build $(TEST_PREREQS) $(INTEGRATION_PREREQS) ## Integration tests (ansible-playbook runs; the lab)
 	$(BIN)/pytest tests/integration -q -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: example
