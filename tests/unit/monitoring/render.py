@@ -57,6 +57,23 @@ def render_usage_rules(the_plan=None, extra=None):
     return render_rules(the_plan, USAGE_TEMPLATE, extra)
 
 
+_PLUGINS = []
+
+
+def render_objects(the_plan=None, extra=None):
+    """The objects the configure step applies (templates/objects.yml.j2): rules, dashboard ConfigMaps, monitors.
+    The template reads the rule templates and dashboard files through lookups: the plugin loader must be up."""
+    if not _PLUGINS:
+        import warnings
+        from ansible.plugins.loader import init_plugin_loader
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the collection finder may be up already (tests/conftest.py)
+            init_plugin_loader()
+        _PLUGINS.append(True)
+    text = render_rules(the_plan, os.path.join(ROLE, "templates", "objects.yml.j2"), extra)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
 def run(*args, cwd=None):
     return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
 

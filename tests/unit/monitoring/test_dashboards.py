@@ -110,3 +110,31 @@ def test_a_broken_expression_is_caught(promtool, tmp_path):
         {"record": "x:y", "expr": substitute('sum by (Hostname (DCGM_FI_DEV_GPU_UTIL{Hostname=~"$node"})')}]}]}))
     out = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert out.returncode != 0
+
+
+def test_every_dashboard_is_provisioned_as_a_labelled_configmap():
+    """Each files/dashboards/*.json becomes a ConfigMap the Grafana sidecar loads (label grafana_dashboard: "1")."""
+    maps = [o for o in render.render_objects() if o["kind"] == "ConfigMap"]
+    assert sorted(m["metadata"]["name"] for m in maps) == sorted(
+        "gpufleet-dashboard-" + os.path.basename(f)[:-5] for f in FILES)
+    for m in maps:
+        assert m["metadata"]["labels"]["grafana_dashboard"] == "1"
+        (key,) = m["data"]
+        name = m["metadata"]["name"][len("gpufleet-dashboard-"):]
+        assert key == "gpufleet-%s.json" % name
+        assert json.loads(m["data"][key]) == load(os.path.join(render.DASHBOARDS, name + ".json"))
+
+
+def test_volcano_is_scraped_when_enabled():
+    plan = render.plan()
+    assert not plan["services"]["volcano"]["enabled"]
+    assert not [o for o in render.render_objects(plan) if o["kind"] == "ServiceMonitor"]
+    plan["services"]["volcano"]["enabled"] = True
+    (monitor,) = [o for o in render.render_objects(plan) if o["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["name"] == "gpufleet-volcano"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["volcano-system"]}
+    assert monitor["spec"]["selector"]["matchExpressions"] == [
+        {"key": "app", "operator": "In", "values": ["volcano-scheduler", "volcano-controller"]}]
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics"}]
+    assert not [o for o in render.render_objects(plan, {"monitoring_scrape_volcano": False})
+                if o["kind"] == "ServiceMonitor"]
