@@ -52,14 +52,17 @@ def lab_bin():
     return os.path.dirname(settings.binary("helm"))
 
 
-def ansible_playbook(playbook, *args, config=LAB_CONFIG, extra_vars=None, check=False, diff=False, timeout=900):
-    """ansible-playbook -i <config> <playbook> [args]; returns a Result (never raises on failure)."""
+def ansible_playbook(playbook, *args, config=LAB_CONFIG, extra_vars=None, check=False, diff=False, timeout=900,
+                     path_prepend=None):
+    """ansible-playbook -i <config> <playbook> [args]; returns a Result (never raises on failure).
+
+    path_prepend: a directory put first on PATH (e.g. shims that must not be called)."""
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
         ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
         ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-        PATH=lab_bin() + os.pathsep + BIN + os.pathsep + env.get("PATH", ""),
+        PATH=os.pathsep.join(p for p in (path_prepend, lab_bin(), BIN, env.get("PATH", "")) if p),
     )
     command = [os.path.join(BIN, "ansible-playbook"), "-i", str(config), os.path.join(ROOT, playbook)]
     for key, value in (extra_vars or {}).items():
