@@ -20,6 +20,7 @@ __metaclass__ = type
 
 import datetime
 import json
+import math
 import os
 import re
 import struct
@@ -162,7 +163,7 @@ def _vector(answer, what):
     out = []
     for sample in data.get("result") or []:
         value = float(sample["value"][1])
-        if value == value:  # not NaN
+        if not math.isnan(value):
             out.append((sample.get("metric") or {}, value))
     return out
 
@@ -197,8 +198,8 @@ def build(requested_answer, in_use_answer, start, end, teams=None, prometheus_ur
             entry[field][row["resource"]] = round(entry[field].get(row["resource"], 0.0) + row[field], 6)
     totals = {"gpu_hours_requested": {}, "gpu_hours_in_use": {}}
     for row in rows:
-        for field in totals:
-            totals[field][row["resource"]] = round(totals[field].get(row["resource"], 0.0) + row[field], 6)
+        for field, total in totals.items():
+            total[row["resource"]] = round(total.get(row["resource"], 0.0) + row[field], 6)
     return {
         "schema": SCHEMA,
         "prometheus_url": prometheus_url,
