@@ -32,6 +32,7 @@ EXTRA_TEST_TARGETS :=
 -include extensions/molecule/molecule.mk
 -include tests/promtool/promtool.mk
 -include tools/kubespray.mk
+-include tests/integration/mlflow/mlflow.mk
 
 .PHONY: help
 help: ## List targets

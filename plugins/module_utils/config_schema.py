@@ -618,6 +618,10 @@ SCHEMA = {
                         "namespace": _str("Namespace MLflow runs in.", pattern=DNS_LABEL, default="mlflow"),
                         "replicas": _int("Tracking server replicas (they share the database and the bucket).", 1, 10,
                                          default=1),
+                        "image": _str("Tracking server image (default: the pinned one, docs/versions.md). It must carry "
+                                      "mlflow[auth] (Flask-WTF), psycopg2 and boto3, e.g. your build FROM "
+                                      "ghcr.io/mlflow/mlflow:v3.15.1-full plus pip install mlflow[auth]==3.15.1.",
+                                      pattern=r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$"),
                         "url": _str("URL the controller reaches MLflow at, to resolve registry models for KServe "
                                     "(default: the in-cluster Service, "
                                     "http://mlflow.<namespace>.svc.cluster.local:5000).", pattern=r"^https?://[^/]+"),
@@ -670,8 +674,8 @@ SCHEMA = {
                                         "admin password.",
                         ),
                     },
-                    description="MLflow tracking server and model registry (official image, rendered by the mlflow "
-                                "role; no chart).",
+                    description="MLflow tracking server and model registry (rendered by the mlflow role from a "
+                                "pinned image; no chart).",
                 ),
                 "monitoring": _service(
                     "kube-prometheus-stack with DCGM GPU metrics, dashboards and GPU alerts.",

@@ -54,6 +54,15 @@ class NotFound(MlflowRegistryError):
     """The registered model, version or alias does not exist."""
 
 
+class ApiError(MlflowRegistryError):
+    """MLflow answered an HTTP error other than 401/403/404; ``status`` and ``server_message`` say which."""
+
+    def __init__(self, message, status, server_message):
+        super(ApiError, self).__init__(message)
+        self.status = status
+        self.server_message = server_message or ""
+
+
 def _join(base, path):
     """``base`` (a URI, no trailing slash needed) and a relative ``path``, with one slash between."""
     path = path.lstrip("/")
@@ -171,8 +180,9 @@ class Client(object):
             if err.code in (401, 403):
                 raise MlflowRegistryError("MLflow at %s refused the credentials (HTTP %d); check the admin user and "
                                           "password" % (self.url, err.code))
-            raise MlflowRegistryError("MLflow at %s answered HTTP %d to %s%s: %s"
-                                      % (self.url, err.code, API, endpoint, body.get("message") or err.reason))
+            raise ApiError("MLflow at %s answered HTTP %d to %s%s: %s"
+                           % (self.url, err.code, API, endpoint, body.get("message") or err.reason), err.code,
+                           body.get("message"))
         except (URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise MlflowRegistryError("cannot reach MLflow at %s: %s" % (self.url, reason))
@@ -183,7 +193,12 @@ class Client(object):
     def model_version(self, name, version=None, alias=None):
         """The model version dict (``name``, ``version``, ``source``, ...) of ``version`` or ``alias``."""
         if alias is not None:
-            return self.get("registered-models/alias", name=name, alias=alias)["model_version"]
+            try:
+                return self.get("registered-models/alias", name=name, alias=alias)["model_version"]
+            except ApiError as err:  # MLflow answers an unknown alias with 400 INVALID_PARAMETER_VALUE
+                if err.status == 400 and "not found" in err.server_message.lower():
+                    raise NotFound(err.server_message)
+                raise
         return self.get("model-versions/get", name=name, version=str(version))["model_version"]
 
     def download_uri(self, name, version):
@@ -265,7 +280,7 @@ def plan_service(service):
     """services.mlflow (defaults applied) completed for the roles: the in-cluster URL, the URL the controller
     uses, the artifacts destination and the Host names the server accepts. Secret references stay references."""
     # no chart: the role renders the objects
-    out = dict(service, charts=[], image=versions.IMAGES["mlflow"], secret_name=SECRET_NAME)
+    out = dict(service, charts=[], image=service.get("image") or versions.IMAGES["mlflow"], secret_name=SECRET_NAME)
     out.setdefault("namespace", "mlflow")
     out["auth"] = dict({"admin_user": "gpufleet-admin", "default_permission": "READ"}, **(service.get("auth") or {}))
     host = "%s.%s.svc.cluster.local" % (SERVICE_NAME, out["namespace"])

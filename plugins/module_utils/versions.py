@@ -79,11 +79,13 @@ IMAGES = {
     "vllm": "docker.io/vllm/vllm-openai:v0.24.0",
     # playbooks/verify.yml's GPU smoke Job (runs `nvidia-smi -L`; the driver comes from the node)
     "gpu_smoke": "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04",
-    # The mlflow role's tracking server: MLflow's official image, the -full variant (it carries psycopg2 and boto3,
-    # which the PostgreSQL backend store and the S3 artifact store need; the plain image has neither). The same
-    # release as the community chart mlflow-1.11.5's appVersion and as the server the registry test starts
-    # (tests/integration/mlflow/requirements.txt).
-    "mlflow": "ghcr.io/mlflow/mlflow:v3.15.1-full",
+    # The mlflow role's tracking server (services.mlflow.image overrides it): the image the community chart
+    # mlflow-1.11.5 renders (appVersion 3.15.1, the release the registry test starts from PyPI,
+    # tests/integration/mlflow/requirements.txt). It carries what the role needs: psycopg2 (PostgreSQL backend
+    # store), boto3 (S3 artifacts) and Flask-WTF (MLflow's basic-auth app). MLflow's official images do not: the plain
+    # one has none of them, and the -full one is mlflow[extras,db,gateway,genai], without the auth extra, so the
+    # basic-auth app refuses to start on it (docker/Dockerfile.full upstream).
+    "mlflow": "docker.io/burakince/mlflow:3.15.1",
 }
 
 # Images each chart renders with its default values (checked by `make versions-check`, tools/versions_check.py;
