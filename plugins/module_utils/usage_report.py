@@ -106,8 +106,8 @@ def window(start, end, period, now, prefix=""):
                                                      names["start"], names["end"], names["period"]))
     elif list(given) == ["start"] or list(given) == ["end"]:
         key = list(given)[0]
-        problems.append("%s is set alone; give %s too, or %s" % (names[key], names["end" if key == "start"
-                                                                                     else "start"], names["period"]))
+        other = "end" if key == "start" else "start"
+        problems.append("%s is set alone; give %s too, or %s" % (names[key], names[other], names["period"]))
     if problems:
         raise UsageReportError(problems)
     latest = int(now) // HOUR * HOUR
@@ -230,8 +230,9 @@ def markdown(report):
     lines.append("| team | namespace | resource | GPU-hours requested | GPU-hours in use |")
     lines.append("|---|---|---|---:|---:|")
     for row in report["rows"]:
-        lines.append("| %s | %s | %s | %.2f | %.2f |" % (row["team"] or "-", row["namespace"], row["resource"],
-                                                       row["gpu_hours_requested"], row["gpu_hours_in_use"]))
+        cells = (row["team"] or "-", row["namespace"], row["resource"], row["gpu_hours_requested"],
+                 row["gpu_hours_in_use"])
+        lines.append("| %s | %s | %s | %.2f | %.2f |" % cells)
     for resource in sorted(report["totals"]["gpu_hours_requested"]):
         lines.append("| **total** | | %s | %.2f | %.2f |" % (
             resource, report["totals"]["gpu_hours_requested"][resource],

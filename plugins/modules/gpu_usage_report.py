@@ -213,7 +213,7 @@ def main():
                                     start, end, params["teams"], url)
     except usage_report.UsageReportError as exc:
         module.fail_json(msg=str(exc), problems=exc.problems)
-    directory = os.path.abspath(os.path.expanduser(params["output_dir"]))
+    directory = os.path.abspath(params["output_dir"])
     base = os.path.join(directory, usage_report.basename(report))
     table = usage_report.markdown(report)
     outputs = [(base + ".md", table.encode("utf-8")), (base + ".json", usage_report.to_json(report).encode("utf-8")),
@@ -229,7 +229,7 @@ def main():
                 changed = _write(path, data) or changed
         except (IOError, OSError) as exc:
             module.fail_json(msg="%soutput_dir: %r: cannot write the report: %s" % (prefix, directory, to_native(exc)))
-    module.exit_json(changed=changed, report=report, table=table, files=[p for p, _ in outputs])
+    module.exit_json(changed=changed, report=report, table=table, files=[output[0] for output in outputs])
 
 
 if __name__ == "__main__":

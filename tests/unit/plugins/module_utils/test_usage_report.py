@@ -200,9 +200,9 @@ def decode_png(data):
         assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
         chunks.append((kind, body))
         pos += 12 + length
-    assert [k for k, _ in chunks] == [b"IHDR", b"IDAT", b"IEND"]
-    width, height, depth, color, _, _, _ = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert (depth, color) == (8, 2)
+    assert [chunk[0] for chunk in chunks] == [b"IHDR", b"IDAT", b"IEND"]
+    width, height, depth, color, compression, filtering, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert (depth, color, compression, filtering, interlace) == (8, 2, 0, 0, 0)
     raw = zlib.decompress(chunks[1][1])
     stride = 1 + width * 3
     assert len(raw) == stride * height
@@ -242,7 +242,7 @@ def test_check_output_dir(tmp_path):
     assert u.check_output_dir(str(tmp_path / "f"), "d") == [
         "d: %r is not a directory (%s is a file); give a directory you can write to" % (str(tmp_path / "f"),
                                                                                         tmp_path / "f")]
-    assert u.check_output_dir(str(tmp_path / "f" / "sub"), "d")[0].startswith("d: %r is not a directory"
-                                                                               % str(tmp_path / "f" / "sub"))
+    below_a_file = str(tmp_path / "f" / "sub")
+    assert u.check_output_dir(below_a_file, "d")[0].startswith("d: %r is not a directory" % below_a_file)
     assert u.check_output_dir("", "d") == [
         "d is not set; give the directory the report is written to (e.g. -e d=reports/)"]
