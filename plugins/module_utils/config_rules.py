@@ -1277,7 +1277,7 @@ def credential_vars(config):
     kserve = _dict(_dict(config.get("services")).get("kserve")) if isinstance(config, dict) else {}
     refs.extend(_dict(m).get("credentials") for m in _list(kserve.get("models")))
     mlflow = _dict(_dict(config.get("services")).get("mlflow")) if isinstance(config, dict) else {}
-    refs.extend(_dict(mlflow.get(section)).get(key) for section, key, _ in MLFLOW_SECRETS)
+    refs.extend(_dict(mlflow.get(section)).get(key) for section, key, _holds in MLFLOW_SECRETS)
     return sorted(set(ref["var"] for ref in refs if isinstance(ref, dict) and _var_name(ref.get("var"))))
 
 

@@ -5,7 +5,7 @@
 # (see https://www.gnu.org/licenses/gpl-3.0.txt), like every module file (see README, Licensing).
 """MLflow's model registry over its REST API: which artifact location a registered model version is.
 
-Stdlib only (urllib), no Ansible imports, so the unit tests call it directly and the module
+Pure functions and a small client over Ansible's ``open_url``, so the unit tests call it directly and the module
 ``mlflow_model_version`` is a thin wrapper. The calls (MLflow REST API 2.0, /api/2.0/mlflow/...):
 
 - ``GET model-versions/get?name=&version=``: the version exists (404 RESOURCE_DOES_NOT_EXIST if not);
@@ -28,17 +28,14 @@ __metaclass__ = type
 import base64
 import json
 import re
-import ssl
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import versions
 
-try:
-    from urllib.error import HTTPError, URLError
-    from urllib.parse import quote, urlencode, urlsplit
-    from urllib.request import Request, urlopen
-except ImportError:  # pragma: no cover - Python 2 is not supported on the controller
-    HTTPError = URLError = Exception
-    quote = urlencode = urlsplit = Request = urlopen = None
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote, urlencode, urlsplit
+
+from ansible.module_utils.urls import ConnectionError as UrlError
+from ansible.module_utils.urls import open_url
 
 API = "/api/2.0/mlflow/"
 # How deep models:/ and runs:/ URIs may point at each other before the chain is refused.
@@ -91,15 +88,15 @@ def parse_models_uri(uri):
     if not uri.startswith("models:/"):
         raise ValueError("not a models URI: %s" % uri)
     rest = uri[len("models:/"):].lstrip("/")
-    head, _, tail = rest.partition("/")
+    head, _sep, tail = rest.partition("/")
     if LOGGED_MODEL.match(head):
         return ("logged", head, tail)
     if "@" in head:
-        name, _, alias = head.partition("@")
+        name, _sep, alias = head.partition("@")
         if name and alias:
             return ("version", name, None, alias, tail)
     else:
-        version, _, path = tail.partition("/")
+        version, _sep, path = tail.partition("/")
         if head and version.isdigit():
             return ("version", head, version, None, path)
     raise MlflowRegistryError("unsupported models URI %s: expected models:/m-<id>, models:/NAME/VERSION or "
@@ -109,7 +106,7 @@ def parse_models_uri(uri):
 def parse_runs_uri(uri):
     """``runs:/RUN_ID/path`` -> ``(run_id, path)``."""
     rest = uri[len("runs:/"):].lstrip("/") if uri.startswith("runs:/") else ""
-    run_id, _, path = rest.partition("/")
+    run_id, _sep, path = rest.partition("/")
     if not run_id:
         raise MlflowRegistryError("unsupported runs URI %s: expected runs:/RUN_ID/PATH" % uri)
     return run_id, path
@@ -146,6 +143,7 @@ class Client(object):
 
     def __init__(self, url, username=None, password=None, timeout=30, validate_certs=True, ca_path=None,
                  opener=None):
+        """``opener(url, headers, timeout)`` returns a file-like response (default: Ansible's open_url)."""
         if not re.match(r"^https?://[^/]+", str(url or "")):
             raise MlflowRegistryError("MLflow URL %r must be http(s)://host[:port][/prefix]" % (url,))
         self.url = url.rstrip("/")
@@ -154,23 +152,24 @@ class Client(object):
         if username:
             token = ("%s:%s" % (username, password or "")).encode("utf-8")
             self._auth = "Basic " + base64.b64encode(token).decode("ascii")
-        self._context = None
-        if self.url.startswith("https://"):
-            self._context = ssl.create_default_context(cafile=ca_path) if validate_certs else \
-                ssl._create_unverified_context()  # pylint: disable=protected-access
-        self._opener = opener or urlopen
+        self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self._opener = opener or self._open_url
+
+    def _open_url(self, url, headers, timeout):
+        return open_url(url, method="GET", headers=headers, timeout=timeout, validate_certs=self.validate_certs,
+                        ca_path=self.ca_path, follow_redirects="safe")
 
     def get(self, endpoint, **params):
         """GET ``/api/2.0/mlflow/<endpoint>``; the decoded JSON, NotFound on RESOURCE_DOES_NOT_EXIST / 404."""
         url = "%s%s%s" % (self.url, API, endpoint)
         if params:
             url += "?" + urlencode(sorted(params.items()))
-        request = Request(url, headers={"Accept": "application/json"})
+        headers = {"Accept": "application/json"}
         if self._auth:
-            request.add_header("Authorization", self._auth)
+            headers["Authorization"] = self._auth
         try:
-            response = self._opener(request, timeout=self.timeout, context=self._context) if self._context else \
-                self._opener(request, timeout=self.timeout)
+            response = self._opener(url, headers, self.timeout)
             return json.loads(response.read().decode("utf-8") or "{}")
         except HTTPError as err:
             body = _error_body(err)
@@ -183,7 +182,7 @@ class Client(object):
             raise ApiError("MLflow at %s answered HTTP %d to %s%s: %s"
                            % (self.url, err.code, API, endpoint, body.get("message") or err.reason), err.code,
                            body.get("message"))
-        except (URLError, OSError) as err:
+        except (URLError, UrlError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise MlflowRegistryError("cannot reach MLflow at %s: %s" % (self.url, reason))
         except ValueError:
@@ -256,7 +255,7 @@ def _follow(client, location, artifacts_destination, hops):
             if parsed[0] == "logged":
                 nxt = _join(client.logged_model_uri(parsed[1]), parsed[2])
             else:
-                _, name, version, alias, path = parsed
+                name, version, alias, path = parsed[1:]
                 number = client.model_version(name, version, alias).get("version", version)
                 nxt = _join(client.download_uri(name, number), path)
     except NotFound:

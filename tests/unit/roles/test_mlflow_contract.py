@@ -2,6 +2,7 @@
 Deployment runs the pinned image with basic-auth, the proxied S3 artifacts and every secret by reference; the
 Secret holds what the filter computed; a registry model gets its resolved storageUri and the storage
 ServiceAccount of the artifact store's credentials. No lab test: the lab does not run this role (docs/mlflow.md)."""
+import base64
 import copy
 
 import yaml
@@ -82,9 +83,10 @@ def test_airgap_image():
 
 
 def test_secret():
-    namespace, secret = _render("secret.yml.j2", _config())
-    assert namespace == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mlflow"}}
-    assert secret["metadata"]["name"] == "mlflow-server" and secret["stringData"] == DATA
+    secret = _render("secret.yml.j2", _config())
+    expected = ("Secret", "mlflow", "mlflow-server")
+    assert (secret["kind"], secret["metadata"]["namespace"], secret["metadata"]["name"]) == expected
+    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == DATA
 
 
 def test_secret_data_filter():

@@ -147,8 +147,8 @@ def test_registry_models_plan_as_s3_with_the_artifact_store(config):
     assert model["registry"] == {"model": "churn", "alias": "champion"}
     assert (model["scheme"], model["storage_uri"]) == ("s3", None)
     assert model["credentials"] == {"var": "vault_mlflow_s3_credentials"}
-    assert (model["s3_endpoint"], model["s3_use_https"], model["s3_region"]) == ("minio.storage:9000", False,
-                                                                                  "eu-west-1")
+    expected = ("minio.storage:9000", False, "eu-west-1")
+    assert (model["s3_endpoint"], model["s3_use_https"], model["s3_region"]) == expected
 
 
 @pytest.mark.parametrize("mutate,expected", [

@@ -90,18 +90,17 @@ class Server(object):
         self.answers = answers
         self.requests = []
 
-    def __call__(self, request, timeout=None, context=None):
-        self.requests.append(request)
-        path = request.full_url.split("/api/2.0/mlflow/", 1)[1]
+    def __call__(self, url, headers, timeout):
+        self.requests.append((url, headers, timeout))
+        path = url.split("/api/2.0/mlflow/", 1)[1]
         status, body = self.answers.get(path, (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "nope"}))
         if status != 200:
-            raise urllib.error.HTTPError(request.full_url, status, "error", {}, io.BytesIO(json.dumps(body).encode()))
+            raise urllib.error.HTTPError(url, status, "error", {}, io.BytesIO(json.dumps(body).encode()))
         return io.BytesIO(json.dumps(body).encode())
 
 
 def client(answers):
-    server = Server(answers)
-    return reg.Client("http://mlflow:5000/", "admin", "s3cret-pass", opener=server), server
+    return reg.Client("http://mlflow:5000/", "admin", "s3cret-pass", opener=Server(answers))
 
 
 def version(name, number, source):
@@ -109,19 +108,20 @@ def version(name, number, source):
 
 
 def test_resolve_logged_model_through_models_uri():
-    c, server = client({
+    server = Server({
         "model-versions/get?name=churn&version=1": version("churn", 1, "models:/m-0a1b"),
         "model-versions/get-download-uri?name=churn&version=1": (200, {"artifact_uri": "models:/m-0a1b"}),
         "logged-models/m-0a1b": (200, {"model": {"info": {"artifact_uri": "mlflow-artifacts:/3/models/m-0a1b/a"}}}),
     })
+    c = reg.Client("http://mlflow:5000/", "admin", "s3cret-pass", opener=server)
     assert reg.resolve(c, "churn", version=1, artifacts_destination=DEST) == {
         "model": "churn", "version": "1", "source": "models:/m-0a1b", "download_uri": "models:/m-0a1b",
         "storage_uri": DEST + "/3/models/m-0a1b/a"}
-    assert server.requests[0].get_header("Authorization") == "Basic YWRtaW46czNjcmV0LXBhc3M="
+    assert server.requests[0][1] == {"Accept": "application/json", "Authorization": "Basic YWRtaW46czNjcmV0LXBhc3M="}
 
 
 def test_resolve_alias_to_runs_uri_and_registered_models_uri():
-    c, _ = client({
+    c = client({
         "registered-models/alias?alias=champion&name=churn": version("churn", 4, "models:/base/2/sub"),
         "model-versions/get-download-uri?name=churn&version=4": (200, {"artifact_uri": "models:/base/2/sub"}),
         "model-versions/get?name=base&version=2": version("base", 2, "runs:/r1/model"),
@@ -146,7 +146,7 @@ def test_resolve_alias_to_runs_uri_and_registered_models_uri():
      "artifact location models:/m-ff points at something MLflow at http://mlflow:5000 does not have"),
 ])
 def test_resolve_failures(kwargs, answers, message):
-    c, _ = client(answers)
+    c = client(answers)
     with pytest.raises(reg.MlflowRegistryError) as info:
         reg.resolve(c, "churn", artifacts_destination=DEST, **kwargs)
     assert str(info.value) == message
@@ -154,7 +154,7 @@ def test_resolve_failures(kwargs, answers, message):
 
 
 def test_a_models_uri_loop_stops():
-    c, _ = client({
+    c = client({
         "model-versions/get?name=a&version=1": version("a", 1, "models:/a/1"),
         "model-versions/get-download-uri?name=a&version=1": (200, {"artifact_uri": "models:/a/1"}),
     })
