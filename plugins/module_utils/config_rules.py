@@ -1271,13 +1271,14 @@ def is_known_default(value):
 
 
 def credential_vars(config):
-    """The variable names config.yml's secret references name: ``secrets.*.var`` and the models'
-    ``credentials.var`` (the values the validate action reads for the checks)."""
+    """The variable names config.yml's secret references name: ``secrets.*.var``, the models'
+    ``credentials.var`` and an enabled services.mlflow's (the values the validate action reads for the checks)."""
     refs = list(_dict(config.get("secrets")).values()) if isinstance(config, dict) else []
     kserve = _dict(_dict(config.get("services")).get("kserve")) if isinstance(config, dict) else {}
     refs.extend(_dict(m).get("credentials") for m in _list(kserve.get("models")))
     mlflow = _dict(_dict(config.get("services")).get("mlflow")) if isinstance(config, dict) else {}
-    refs.extend(_dict(mlflow.get(section)).get(key) for section, key, _holds in MLFLOW_SECRETS)
+    if mlflow.get("enabled") is True:  # the only case the rules read them
+        refs.extend(_dict(mlflow.get(section)).get(key) for section, key, _holds in MLFLOW_SECRETS)
     return sorted(set(ref["var"] for ref in refs if isinstance(ref, dict) and _var_name(ref.get("var"))))
 
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.tests.unit.plugins.module_utils import leak_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 MLFLOW = {
@@ -181,3 +182,30 @@ def test_registry_shape(config, registry):
                              "the MLflow registry (instead of storage_uri): {model: NAME, version: N} or {model: NAME, "
                              "alias: A}; resolved to its artifact location when the kserve role runs (needs "
                              "services.mlflow) (got %r)" % (registry,)]
+
+
+def test_credential_vars_of_an_enabled_mlflow(config):
+    config["services"]["mlflow"]["auth"]["admin_password"] = {"var": "vault_mlflow_admin_password"}
+    names = ["vault_mlflow_admin_password", "vault_mlflow_db_password", "vault_mlflow_s3_credentials"]
+    assert set(names) <= set(config_rules.credential_vars(config))
+    config["services"]["mlflow"]["enabled"] = False
+    assert not set(names) & set(config_rules.credential_vars(config))
+
+
+@pytest.mark.parametrize("form", sorted(leak_cases.WRONG_FORMS))
+@pytest.mark.parametrize("path", ["backend_store.password", "artifact_store.credentials", "auth.admin_password"])
+def test_a_wrong_form_never_shows_the_value(config, form, path):
+    section, key = path.split(".")
+    config["services"]["mlflow"][section][key] = copy.deepcopy(leak_cases.WRONG_FORMS[form])
+    found = lines(config, SECRETS)
+    assert any(line.startswith("services.mlflow." + path) for line in found), found
+    assert not any(leak_cases.MARKER in line for line in found)
+
+
+def test_variable_values_never_shown(config):
+    config["services"]["mlflow"]["auth"]["admin_password"] = {"var": "vault_mlflow_admin_password"}
+    secrets = {"vault_mlflow_db_password": [leak_cases.MARKER], "vault_mlflow_admin_password": leak_cases.SHORT_MARKER,
+               "vault_mlflow_s3_credentials": {"access_key_id": leak_cases.MARKER}}
+    found = lines(config, secrets)
+    assert len(found) == 3
+    assert not any(leak_cases.MARKER in line or leak_cases.SHORT_MARKER in line for line in found)
