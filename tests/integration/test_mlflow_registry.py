@@ -8,6 +8,7 @@ kserve role's registry resolution through real ansible-playbook processes (playb
 preflight) and checks the storageUri of every InferenceService it computes, and that a missing model, version or
 alias fails naming services.kserve.models[i].registry before any object is computed, with the password never shown.
 """
+import base64
 import copy
 import json
 import os
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -61,7 +63,9 @@ def server(tmp_path_factory):
     proc = subprocess.Popen(  # noqa: S603
         [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", "sqlite:///%s" % (tmp / "mlflow.db"), "--serve-artifacts",
-         "--artifacts-destination", str(tmp / "artifacts"), "--app-name", "basic-auth"],
+         "--artifacts-destination", str(tmp / "artifacts"), "--app-name", "basic-auth",
+         # the form the mlflow role passes (module_utils/mlflow_registry.py plan_service): names and name:* patterns
+         "--allowed-hosts", "localhost,localhost:*,127.0.0.1,127.0.0.1:*,mlflow.mlflow.svc.cluster.local:*"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         started = time.monotonic()
@@ -187,6 +191,21 @@ def test_missing_model_version_or_alias_fails_before_any_object(server, tmp_path
     assert "Compute the runtime, ServiceAccounts" not in out  # nothing computed, so nothing could be written
     assert not (tmp_path / "uris.json").exists()
     assert PASSWORD not in out
+
+
+def _status(url, host):
+    request = urllib.request.Request(url + "/api/2.0/mlflow/registered-models/get?name=churn", headers={
+        "Host": host, "Authorization": "Basic " + base64.b64encode(("gpufleet-admin:" + PASSWORD).encode()).decode()})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_allowed_hosts_in_the_roles_form(server):
+    assert _status(server["url"], "mlflow.mlflow.svc.cluster.local:5000") == 200
+    assert _status(server["url"], "attacker.example:5000") == 403  # MLflow's DNS rebinding protection
 
 
 def test_wrong_password_is_refused_without_showing_it(server, tmp_path):
