@@ -57,7 +57,9 @@ def case_config(nodes, teams, workdir):
     extra = teams - len(config["teams"])
     if extra > 0:
         config.setdefault("scheduling", {})["allow_overcommit"] = True
-        pool = next(name for name, p in config["pools"].items() if "mig" not in p)
+        pool = next(name for name, p in config["gpu_pools"].items()  # a pool of whole, unshared GPUs
+                    if (p.get("mig") or {}).get("layout", "all-disabled") == "all-disabled"
+                    and (p.get("sharing") or {}).get("mode", "none") == "none")
         for i in range(extra):
             config["teams"].append({"name": "bench-team-%03d" % i, "quotas": {pool: {"nvidia.com/gpu": 1}}})
     out = os.path.join(workdir, "case-%s-%d.yml" % (nodes, teams))
