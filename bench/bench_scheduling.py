@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build", "collections"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "lab"))
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, tenancy  # noqa: E402
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan, tenancy  # noqa: E402
 from playbook import LAB_CONFIG, ansible_playbook  # noqa: E402
 
 CLUSTER = "bench-sched"
@@ -98,7 +98,7 @@ def main():
     args = parser.parse_args()
     lock = lab_lock()  # noqa: F841 (held until exit)
     config = generate(args.teams)
-    plan = config_rules.validate(config)
+    plan = config_plan.validate(config)
     renders = []
     for _ in range(args.runs):
         start = time.monotonic()

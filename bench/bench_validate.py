@@ -2,7 +2,7 @@
 """Benchmark: validate a generated config.yml with 1,000 nodes, 20 GPU pools and 50 teams.
 
 Reports (figures, not pass/fail; targets from the foundation issue):
-  - the validation logic alone (config_rules.validate, in-process, median of N runs)  target < 1 s
+  - the validation logic alone (config_plan.validate, in-process, median of N runs)  target < 1 s
   - the whole `ansible-playbook -i generated.yml playbooks/validate.yml` run            target < 15 s
 
   .venv/bin/python bench/bench_validate.py [--nodes 1000 --pools 20 --teams 50 --runs 5]
@@ -20,7 +20,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build", "collections"))
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules  # noqa: E402
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan  # noqa: E402
 
 MODELS = [  # (model, gpus per node, MIG layout or None, sharing)
     ("a100-sxm4-80gb", 8, None, None),
@@ -57,7 +57,7 @@ def generate(nodes, pools, teams):
     for i in range(workers):
         config["nodes"].append({"name": "gpu-%04d" % i, "address": "100.65.%d.%d" % (i // 250, i % 250 + 1),
                                 "roles": ["worker"], "pool": "pool-%02d" % (i % pools)})
-    plan = config_rules.validate(config)  # capacity per pool, to give teams quotas that fit
+    plan = config_plan.validate(config)  # capacity per pool, to give teams quotas that fit
     for t in range(teams):
         quotas = {}
         for p in (t % pools, (t + 7) % pools):
@@ -80,7 +80,7 @@ def main():
     times = []
     for _ in range(args.runs):
         start = time.perf_counter()
-        config_rules.validate(config)
+        config_plan.validate(config)
         times.append(time.perf_counter() - start)
     print("validation logic: %d nodes, %d pools, %d teams: median %.3f s (min %.3f, max %.3f, %d runs)"
           % (args.nodes, args.pools, args.teams, statistics.median(times), min(times), max(times), args.runs))

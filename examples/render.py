@@ -27,11 +27,11 @@ def _import_collection():
         if os.path.isdir(os.path.join(root, "ansible_collections", "gpufleet", "platform")) and root not in sys.path:
             sys.path.insert(0, root)
     try:
-        from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, tenancy
+        from ansible_collections.gpufleet.platform.plugins.module_utils import config_issues, config_plan, tenancy
     except ImportError as exc:
         sys.exit("render.py: cannot import the gpufleet.platform collection (%s): install it, or run `make venv` "
                  "in a checkout" % exc)
-    return config_rules, tenancy
+    return config_issues, config_plan, tenancy
 
 
 # example -> (file, what it asks: "gpu" whole GPUs, "mig" a MIG profile, "shared" a share of a shared pool;
@@ -76,13 +76,13 @@ def _pick_pool(plan, team, index, kind, resource, pool):
 
 def render(config, example, team_name, pool=None, gpus=1, replicas=2, profile=None, name=None, image=None):
     """The manifest text of ``example`` for ``team_name``; raise ExampleError naming the config key to fix."""
-    config_rules, tenancy = _import_collection()
+    config_issues, config_plan, tenancy = _import_collection()
     if example not in EXAMPLES:
         raise ExampleError("no example %r (examples: %s)" % (example, ", ".join(sorted(EXAMPLES))))
     path, kind, via = EXAMPLES[example]
     try:
-        plan = config_rules.validate(config)
-    except config_rules.ConfigValidationError as exc:
+        plan = config_plan.validate(config)
+    except config_issues.ConfigValidationError as exc:
         raise ExampleError("config.yml is not valid; run the validate playbook first:\n%s" % exc) from None
     teams = [t["name"] for t in plan["teams"]]
     if team_name not in teams:

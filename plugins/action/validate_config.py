@@ -14,7 +14,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_derive, config_issues, config_plan, config_rules
 from ansible_collections.gpufleet.platform.plugins.plugin_utils import config_loader
 
 display = Display()
@@ -49,13 +49,13 @@ class ActionModule(ActionBase):
             except config_loader.ConfigFileError as exc:
                 result.update(failed=True, msg=str(exc))
                 return result
-        config = config_rules.to_plain(config)
+        config = config_derive.to_plain(config)
         secret_values = self._secret_values(config, task_vars) if args["check_secrets"] else None
         try:
-            plan = config_rules.validate(config, secret_values=secret_values)
-        except config_rules.ConfigValidationError as exc:
+            plan = config_plan.validate(config, secret_values=secret_values)
+        except config_issues.ConfigValidationError as exc:
             result.update(failed=True, msg="%s\n(source: %s)" % (to_native(exc), source),
-                          issues=[str(issue) for issue in exc.issues[:config_rules.MAX_REPORTED]])
+                          issues=[str(issue) for issue in exc.issues[:config_issues.MAX_REPORTED]])
             return result
         for warning in plan["warnings"]:
             display.warning("config.yml: %s" % warning)

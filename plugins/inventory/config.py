@@ -57,7 +57,7 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible.utils.display import Display
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_file, config_rules, config_schema
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_derive, config_file, config_plan, config_schema
 from ansible_collections.gpufleet.platform.plugins.plugin_utils import config_loader
 
 display = Display()
@@ -111,7 +111,7 @@ class InventoryModule(BaseInventoryPlugin):
             return
         if data.get("plugin") != self.NAME:
             raise AnsibleParserError("%s: not a gpufleet config.yml (expected 'plugin: %s')" % (path, self.NAME))
-        config = config_rules.apply_defaults(config_schema.SCHEMA, config_rules.to_plain(data))
+        config = config_derive.apply_defaults(config_schema.SCHEMA, config_derive.to_plain(data))
         for group in ("k8s_cluster", "kube_control_plane", "etcd", "kube_node", "calico_rr", "gpu_nodes", "simulated"):
             self.inventory.add_group(group)
         self.inventory.add_child("k8s_cluster", "kube_control_plane")
@@ -119,7 +119,7 @@ class InventoryModule(BaseInventoryPlugin):
         self.inventory.add_child("k8s_cluster", "calico_rr")
         cluster = config.get("cluster") if isinstance(config.get("cluster"), dict) else {}
         try:
-            for key, value in config_rules.kubespray_vars(cluster).items():
+            for key, value in config_plan.kubespray_vars(cluster).items():
                 self.inventory.set_variable("k8s_cluster", key, value)
         except (KeyError, TypeError, AttributeError):
             pass  # reported by validation
@@ -154,7 +154,7 @@ class InventoryModule(BaseInventoryPlugin):
             self.inventory.add_host(name, group=pool_group(pool))
             self.inventory.set_variable(name, "gpufleet_pool", pool)
         self.inventory.set_variable(name, "gpufleet_nvidia_runtime",
-                                    isinstance(pool, str) and config_rules.nvidia_runtime(pools.get(pool)))
+                                    isinstance(pool, str) and config_plan.nvidia_runtime(pools.get(pool)))
         if node.get("simulated") is True:
             self.inventory.add_host(name, group="simulated")
         self.inventory.set_variable(name, "gpufleet_node", {

@@ -1,13 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: gpufleet.platform contributors
 # Apache License 2.0 (see LICENSE)
-"""Validate config.yml and turn it into the normalized plan every role reads.
+"""Every cross-field rule over config.yml (uniqueness, references, capacity, secrets), after the schema.
 
-Pure functions over plain data; no Ansible imports. ``validate(config)`` runs the JSON Schema and
-every cross-field rule, collects ALL problems, and raises ``ConfigValidationError`` listing each
-with its key path (``gpu_pools.a100.mig.layout``), the bad value and what is allowed. On success
-it returns the plan (defaults filled in, pool capacities and GPU resources computed, chart
-sources resolved from the version matrix).
+Pure functions over plain data; no Ansible imports. ``findings(config)`` runs the JSON Schema
+(``config_issues.schema_issues``), derives what the rules and the plan share (``config_derive.derive``) and
+runs each rule over the config and the derived data; ``check(config)`` lists ALL problems, each with its key
+path (``gpu_pools.a100.mig.layout``), the bad value and what is allowed. The plan is ``config_plan``'s.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,21 +14,17 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import difflib
 import ipaddress
-import os
 import re
 from urllib.parse import urlparse
 
-try:
-    import jsonschema
-except ImportError:  # pragma: no cover - reported by validate()
-    jsonschema = None
-
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_schema, versions
-
-from ansible_collections.gpufleet.platform.plugins.module_utils import gpu_catalog, mig, mlflow_registry, quantity, semver, serving, tenancy
-from ansible_collections.gpufleet.platform.plugins.module_utils import access
+from ansible_collections.gpufleet.platform.plugins.module_utils import access, config_schema, quantity, semver, serving, tenancy
+from ansible_collections.gpufleet.platform.plugins.module_utils import versions
+from ansible_collections.gpufleet.platform.plugins.module_utils.config_derive import (
+    apply_defaults, as_dict, as_list, config_pools, config_services, derive, dict_entries, indexed, mig_enabled,
+    schema_clean, service_enabled)
+from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues import (
+    ConfigIssue, ConfigWarning, key_path, schema_issues)
 
 # The one list of passwords refused anywhere (compared after trimming and case folding).
 KNOWN_DEFAULT_SECRETS = frozenset([
@@ -40,357 +35,27 @@ TENANCY_CPU_FLAVOR = "gpufleet-cpu"  # tenancy.CPU_FLAVOR
 VOLCANO_DEFAULT_PLUGINS = ["gang", "drf", "proportion", "binpack", "priority", "predicates", "nodeorder"]
 RESERVED_NAMESPACES = frozenset(["default", "kube-system", "kube-public", "kube-node-lease"])
 MIN_SECRET_LENGTH = 12
-MAX_REPORTED = 100  # problems listed in the message; a hostile file can have tens of thousands
-# Where config.yml holds secret references: nothing at or under these paths is ever printed.
-SECRET_PATH = re.compile(r"^(secrets|services\.kserve\.models\[[0-9]+\]\.credentials|"
-                         r"services\.mlflow\.(backend_store\.password|artifact_store\.credentials|auth\.admin_password))"
-                         r"(\.|\[|$)")
-SECRET_KEYS = frozenset(["secrets", "credentials", "password", "admin_password"])
-SECRET_FORMS = "{var: <name of a vaulted Ansible variable>} or {generate: true}"
-NOT_SHOWN = "<not shown>"
-
-
-def is_secret_path(path):
-    """True for a key path at or under a secret reference (``secrets.*``, a model's ``credentials``)."""
-    return bool(SECRET_PATH.match(path or ""))
-
-
-def _kind(value):
-    for types, name in ((bool, "a boolean"), (str, "a string"), ((int, float), "a number"), (dict, "a mapping"),
-                        (list, "a list")):
-        if isinstance(value, types):
-            return name
-    return "null" if value is None else "a %s" % type(value).__name__
-
-
-class ConfigIssue(object):
-    """One problem found in config.yml."""
-
-    def __init__(self, path, message, value=None, has_value=False):
-        self.path = path
-        self.message = message
-        self.hidden = None
-        if has_value and is_secret_path(path):
-            self.hidden, value, has_value = _kind(value), None, False  # a secret's value never leaves
-        self.value = _scrub(value)
-        self.has_value = has_value
-
-    def __str__(self):
-        if self.hidden:
-            return "%s: %s (got %s; a secret's value is never shown)" % (self.path, self.message, self.hidden)
-        if self.has_value:
-            return "%s: %s (got %s)" % (self.path or "<top level>", self.message, _show(self.value))
-        return "%s: %s" % (self.path or "<top level>", self.message)
-
-    def __repr__(self):
-        return "ConfigIssue(%r, %r)" % (self.path, self.message)
-
-
-class ConfigValidationError(ValueError):
-    """config.yml is invalid; ``issues`` lists every problem."""
-
-    def __init__(self, issues):
-        self.issues = list(issues)
-        lines = ["config.yml is invalid (%d problem%s):" % (len(self.issues), "" if len(self.issues) == 1 else "s")]
-        lines.extend("  - %s" % issue for issue in self.issues[:MAX_REPORTED])
-        if len(self.issues) > MAX_REPORTED:
-            lines.append("  - ... and %d more (the first %d are listed; fix them and validate again)"
-                         % (len(self.issues) - MAX_REPORTED, MAX_REPORTED))
-        super(ConfigValidationError, self).__init__("\n".join(lines))
-
-
-def to_plain(data):
-    """Turn Ansible's YAML objects (AnsibleUnicode, AnsibleMapping, ...) into plain Python types."""
-    if isinstance(data, dict):
-        return dict((to_plain(k), to_plain(v)) for k, v in data.items())
-    if isinstance(data, list):
-        return [to_plain(v) for v in data]
-    if isinstance(data, str):
-        return str(data)
-    return data
-
-
-def _scrub(value):
-    """``value`` with whatever sits under a secret key replaced, for display."""
-    if isinstance(value, dict):
-        return dict((k, NOT_SHOWN if k in SECRET_KEYS else _scrub(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
-
-
-def _show(value):
-    value = _scrub(value)
-    text = repr(value)
-    if isinstance(value, str):
-        text = "'%s'" % value
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def key_path(parts):
-    """Format a path like ``teams[0].quotas.a100["nvidia.com/gpu"]``."""
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += "[%d]" % part
-        elif re.match(r"^[A-Za-z0-9_-]+$", str(part)):
-            out += ("." if out else "") + str(part)
-        else:
-            out += '["%s"]' % part
-    return out
 
 
 # --------------------------------------------------------------------------------------------
-# Schema
+# Cross-field rules. Each is rule(config, derived, secret_values) over config.yml with the schema defaults
+# filled in and config_derive.derive()'s data; each yields ConfigIssues (and ConfigWarnings, which do not
+# stop the run) and tolerates a config that failed the schema.
 # --------------------------------------------------------------------------------------------
 
-PATTERN_HELP = {
-    config_schema.DNS_LABEL: "a DNS-1123 label: lowercase letters, digits and '-', at most 63, starting and "
-                             "ending with a letter or digit",
-    config_schema.DNS_SUBDOMAIN: "a DNS-1123 name: lowercase letters, digits, '-' and '.'",
-    config_schema.VAR_NAME: "an Ansible variable name",
-    config_schema.K8S_VERSION: "a Kubernetes version like 1.35.4",
-    config_schema.CHART_VERSION: "a chart version like 1.2.3 or v1.2.3",
-    config_schema.QUANTITY: "a Kubernetes quantity like 64, 500m or 512Gi",
-    config_schema.DURATION: "a duration like 30s, 15d",
-    config_schema.RESOURCE_NAME: "a Kubernetes resource name like nvidia.com/gpu",
-    config_schema.STORAGE_URI: "an hf://, pvc:// or s3:// URI (hf://org/model, pvc://claim/path, s3://bucket/path)",
-    config_schema.VLLM_FLAG["pattern"]: "a vLLM flag like --enable-prefix-caching or --max-num-seqs=64",
-    config_schema.METRIC_RESOLUTION: "a duration in whole seconds or minutes like 15s or 1m",
-    config_schema.ABSOLUTE_PATH: "an absolute path like /etc/kubernetes/ssl/oidc-ca.pem",
-    config_schema.RBAC_NAME: "a user or group name: letters, digits and . _ @ : / + = -, starting with a letter or "
-                             "digit",
-}
-
-
-def _schema_at(schema, path):
-    """Follow a jsonschema ``schema_path`` deque to the sub-schema it names."""
-    node = schema
-    for part in path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return {}
-    return node
-
-
-_CLOSE_MATCHES = {}
-
-
-def _close_match(key, allowed):
-    """The allowed key closest to ``key`` (as a list of at most one), remembered: a large config repeats its typos."""
-    if (key, allowed) not in _CLOSE_MATCHES:
-        if len(_CLOSE_MATCHES) > 10000:
-            _CLOSE_MATCHES.clear()
-        _CLOSE_MATCHES[(key, allowed)] = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    return _CLOSE_MATCHES[(key, allowed)]
-
-
-def _schema_issue(error, root_schema):
-    path = key_path(list(error.absolute_path))
-    validator = error.validator
-    sub = error.schema if isinstance(error.schema, dict) else {}
-    value = error.instance
-    if is_secret_path(path) and path.endswith(".credentials"):
-        return [ConfigIssue(path, "must be {var: <name of a vaulted Ansible variable>}: storage credentials are "
-                            "never written in config.yml", value, True)]
-    if path in ("services.mlflow.backend_store.password", "services.mlflow.auth.admin_password"):
-        forms = SECRET_FORMS if path.endswith("admin_password") else "{var: <name of a vaulted Ansible variable>}"
-        return [ConfigIssue(path, "must be %s: a secret is never written in config.yml" % forms, value, True)]
-    if is_secret_path(path) and re.match(r"^(secrets\.[^.\[]+|secrets\[[^]]+\])$", path):
-        return [ConfigIssue(path, "must be %s: a secret is never written in config.yml" % SECRET_FORMS, value, True)]
-    if "propertyNames" in list(error.schema_path) and validator == "pattern":
-        helptext = PATTERN_HELP.get(error.validator_value, "text matching %s" % error.validator_value)
-        return [ConfigIssue(key_path(list(error.absolute_path) + [value]), "key must be %s" % helptext)]
-    if validator == "additionalProperties" and isinstance(value, dict):
-        allowed = sorted(sub.get("properties", {}))
-        issues = []
-        for key in sorted(k for k in value if k not in sub.get("properties", {})):
-            child = key_path(list(error.absolute_path) + [key])
-            if not allowed:
-                issues.append(ConfigIssue(child, "unexpected value type", value[key], True))
-                continue
-            close = _close_match(str(key), tuple(allowed))
-            hint = "did you mean '%s'? " % close[0] if close else ""
-            issues.append(ConfigIssue(child, "unknown key '%s'; %sallowed keys: %s" % (key, hint, ", ".join(allowed))))
-        return issues
-    if validator == "required":
-        missing = re.findall(r"'([^']+)' is a required property", error.message)
-        name = missing[0] if missing else error.message
-        return [ConfigIssue(key_path(list(error.absolute_path) + [name]), "required key is missing")]
-    if validator == "type":
-        expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return [ConfigIssue(path, "must be %s %s" % ("an" if expected[0] in "aeiou" else "a", expected), value, True)]
-    if validator == "enum":
-        return [ConfigIssue(path, "must be one of: %s" % ", ".join(str(v) for v in error.validator_value), value, True)]
-    if validator == "const":
-        return [ConfigIssue(path, "must be %s" % _show(error.validator_value), value, True)]
-    if validator == "pattern":
-        helptext = PATTERN_HELP.get(error.validator_value, "text matching %s" % error.validator_value)
-        return [ConfigIssue(path, "must be %s" % helptext, value, True)]
-    if validator in ("minimum", "maximum", "exclusiveMinimum"):
-        lo, hi = sub.get("minimum", sub.get("exclusiveMinimum")), sub.get("maximum")
-        if lo is not None and hi is not None:
-            allowed = "between %s and %s" % (lo, hi)
-        elif lo is not None:
-            allowed = "%s %s" % ("greater than" if "exclusiveMinimum" in sub else "at least", lo)
-        else:
-            allowed = "at most %s" % hi
-        return [ConfigIssue(path, "must be %s" % allowed, value, True)]
-    if validator == "minItems":
-        return [ConfigIssue(path, "must list at least %d item%s" % (error.validator_value,
-                                                                    "" if error.validator_value == 1 else "s"))]
-    if validator == "uniqueItems":
-        return [ConfigIssue(path, "must not repeat items", value, True)]
-    if validator == "minLength":
-        return [ConfigIssue(path, "must not be empty" if error.validator_value == 1 else
-                            "must be at least %d characters" % error.validator_value, value, True)]
-    if validator == "maxLength":
-        return [ConfigIssue(path, "must be at most %d characters" % error.validator_value, value, True)]
-    if validator == "oneOf":
-        description = sub.get("description", "")
-        return [ConfigIssue(path, "is not valid here: %s" % description.rstrip("."), value, True)]
-    return [ConfigIssue(path, "does not satisfy the schema (%s)" % validator, value, True)]  # never error.message
-
-
-def schema_issues(config):
-    """Every JSON Schema violation, as ConfigIssues."""
-    if jsonschema is None:
-        return [ConfigIssue("", "the Python package 'jsonschema' is required on the controller (pip install jsonschema)")]
-    root = config_schema.SCHEMA
-    validator = jsonschema.Draft202012Validator(root)
-    issues = []
-    for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
-        issues.extend(_schema_issue(error, root))
-    return issues
-
-
-def apply_defaults(schema, data):
-    """Fill in schema defaults (objects only; lists of objects item by item)."""
-    if not isinstance(data, dict) or schema.get("type") != "object":
-        return data
-    for key, sub in schema.get("properties", {}).items():
-        if key not in data and "default" in sub:
-            data[key] = copy.deepcopy(sub["default"])
-        if key in data:
-            if sub.get("type") == "array" and isinstance(data[key], list) and isinstance(sub.get("items"), dict):
-                for item in data[key]:
-                    apply_defaults(sub["items"], item)
-            else:
-                apply_defaults(sub, data[key])
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict) and extra.get("type") == "object":
-        for key in data:
-            if key not in schema.get("properties", {}):
-                apply_defaults(extra, data[key])
-    return data
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers over a (possibly invalid) config: every accessor tolerates wrong types.
-# --------------------------------------------------------------------------------------------
-
-def _dict(value):
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value):
-    return value if isinstance(value, list) else []
-
-
-def _items(config, key):
-    return [(i, n) for i, n in enumerate(_list(config.get(key))) if isinstance(n, dict)]
-
-
-def _entries(config, key):
-    return [n for n in _list(config.get(key)) if isinstance(n, dict)]
-
-
-def _pools(config):
-    return {k: v for k, v in _dict(config.get("gpu_pools")).items() if isinstance(v, dict)}
-
-
-def _services(config):
-    return {k: v for k, v in _dict(config.get("services")).items() if isinstance(v, dict)}
-
-
-def _enabled(config, name):
-    service = _services(config).get(name, {})
-    default = config_schema.SCHEMA["properties"]["services"]["properties"][name]["properties"]["enabled"]["default"]
-    return service.get("enabled", default) is True
-
-
-def _schema_clean(ctx, prefix):
-    """True when the schema reported nothing at or under ``prefix``."""
-    return not any(p == prefix or p.startswith(prefix + ".") or p.startswith(prefix + "[")
-                   for p in ctx.get("schema_paths", ()))
-
-
-def mig_enabled(pool):
-    layout = _dict(pool.get("mig")).get("layout")
-    return layout is not None and layout != "all-disabled"
-
-
-# --------------------------------------------------------------------------------------------
-# Pool resources: what each pool exposes to Kubernetes, per node.
-# --------------------------------------------------------------------------------------------
-
-def pool_resources(name, pool):
-    """Resources one node of the pool advertises, and the MIG plan when MIG is on.
-
-    Raises ValueError (MigLayoutError) when the MIG layout does not fit the model.
-    """
-    gpus = pool["gpus_per_node"]
-    mig_conf = _dict(pool.get("mig"))
-    sharing = _dict(pool.get("sharing"))
-    plan = None
-    if mig_enabled(pool):
-        plan = mig.plan_layout(pool.get("model"), mig_conf["layout"], gpu_count=gpus,
-                               driver_version=_dict(pool.get("driver")).get("version"))
-        strategy = mig_conf.get("strategy", "none")
-        resources = dict(plan["resources"]["single"] or {}) if strategy == "single" else dict(plan["resources"]["mixed"])
-    else:
-        resources = {"nvidia.com/gpu": gpus}
-    mode = sharing.get("mode", "none")
-    if mode != "none":
-        replicas = sharing.get("replicas", 1)
-        rename = sharing.get("rename_by_default", False)
-        resources = {("%s.shared" % res if rename else res): count * replicas for res, count in resources.items()}
-    return resources, plan
-
-
-def quota_resources(config, pool, resources):
-    """What team quotas in the pool are counted in: the resources the pool advertises, or whole GPUs on a
-    MIG pool when services.kueue.count_mig_as_gpu charges MIG devices as GPU shares."""
-    kueue = _services(config).get("kueue", {})
-    if mig_enabled(pool) and kueue.get("count_mig_as_gpu") is True:
-        return {"nvidia.com/gpu": pool["gpus_per_node"]}
-    return dict(resources)
-
-
-# --------------------------------------------------------------------------------------------
-# Cross-field rules. Each yields ConfigIssues; each tolerates a config that failed the schema.
-# --------------------------------------------------------------------------------------------
-
-def rule_cluster(config, ctx):
-    cluster = _dict(config.get("cluster"))
-    nets = {}
-    for key in ("pod_cidr", "service_cidr"):
-        value = cluster.get(key, config_schema.SCHEMA["properties"]["cluster"]["properties"][key]["default"])
-        try:
-            nets[key] = ipaddress.ip_network(str(value), strict=True)
-        except ValueError as exc:
-            yield ConfigIssue("cluster.%s" % key, "must be a network in CIDR notation, e.g. 10.233.64.0/18 (%s)" % exc,
-                              value, True)
+def rule_cluster(config, derived, secret_values):
+    cluster = as_dict(config.get("cluster"))
+    nets = derived["networks"]
+    for key, (value, reason) in derived["network_errors"].items():
+        yield ConfigIssue("cluster.%s" % key, "must be a network in CIDR notation, e.g. 10.233.64.0/18 (%s)" % reason,
+                          value, True)
     if len(nets) == 2 and nets["pod_cidr"].version == nets["service_cidr"].version \
             and nets["pod_cidr"].overlaps(nets["service_cidr"]):
         yield ConfigIssue("cluster.service_cidr", "overlaps cluster.pod_cidr %s; choose disjoint networks"
                           % nets["pod_cidr"], str(nets["service_cidr"]), True)
-    ctx["networks"] = nets
     yield from _network_size_issues(config, nets)
-    yield from _oidc_issues(_dict(cluster.get("oidc")))
-    yield from _metrics_server_issues(_dict(_dict(cluster.get("addons")).get("metrics_server")))
+    yield from _oidc_issues(as_dict(cluster.get("oidc")))
+    yield from _metrics_server_issues(as_dict(as_dict(cluster.get("addons")).get("metrics_server")))
     version = cluster.get("kubernetes_version")
     if isinstance(version, str) and re.match(config_schema.K8S_VERSION, version):
         if semver.parse(version) < semver.parse(versions.KUBERNETES_MIN_VERSION):
@@ -457,10 +122,10 @@ def _metrics_server_issues(metrics):
 
 def metrics_server_enabled(config):
     """Whether Kubespray installs metrics-server (cluster.addons.metrics_server.enabled, default on)."""
-    addons = _dict(_dict(config.get("cluster")).get("addons"))
+    addons = as_dict(as_dict(config.get("cluster")).get("addons"))
     default = config_schema.SCHEMA["properties"]["cluster"]["properties"]["addons"]["properties"][
         "metrics_server"]["properties"]["enabled"]["default"]
-    return _dict(addons.get("metrics_server")).get("enabled", default) is not False
+    return as_dict(addons.get("metrics_server")).get("enabled", default) is not False
 
 
 # Kubespray's defaults: each node gets a /24 (IPv4) or /120 (IPv6) of the pod network (kube_network_node_prefix,
@@ -471,7 +136,7 @@ MAX_SERVICE_BITS = 20
 
 
 def _network_size_issues(config, nets):
-    nodes = len(_items(config, "nodes"))
+    nodes = len(indexed(config, "nodes"))
     pod = nets.get("pod_cidr")
     if pod is not None:
         node_prefix = NODE_PREFIX[pod.version]
@@ -504,13 +169,13 @@ def _address_problem(ip):
     return None
 
 
-def rule_nodes(config, ctx):
+def rule_nodes(config, derived, secret_values):
     names, addresses = {}, {}
     control, etcd, workers = 0, 0, 0
-    pools = _pools(config)
-    nets = ctx.get("networks", {})
-    for i, node in _items(config, "nodes"):
-        name, address, roles = node.get("name"), node.get("address"), _list(node.get("roles"))
+    pools = config_pools(config)
+    nets = derived["networks"]
+    for i, node in indexed(config, "nodes"):
+        name, address, roles = node.get("name"), node.get("address"), as_list(node.get("roles"))
         if isinstance(name, str):
             if name in names:
                 yield ConfigIssue("nodes[%d].name" % i, "duplicate node name, already used by nodes[%d]" % names[name],
@@ -546,7 +211,7 @@ def rule_nodes(config, ctx):
             if roles and "worker" not in roles:
                 yield ConfigIssue("nodes[%d].roles" % i, "a node in a GPU pool must have the 'worker' role",
                                   roles, True)
-    if not _list(config.get("nodes")):
+    if not as_list(config.get("nodes")):
         return
     if control == 0:
         yield ConfigIssue("nodes", "at least one node needs the 'control-plane' role")
@@ -556,32 +221,24 @@ def rule_nodes(config, ctx):
         yield ConfigIssue("nodes", "at least one node needs the 'worker' role")
 
 
-def rule_pools(config, ctx):
-    services = _services(config)
-    gpu_operator_on = _enabled(config, "gpu_operator")
+def rule_pools(config, derived, secret_values):
+    gpu_operator_on = service_enabled(config, "gpu_operator")
     members = {}
-    for node in (n for n in _entries(config, "nodes")):
+    for node in (n for n in dict_entries(config, "nodes")):
         if isinstance(node.get("pool"), str):
             members.setdefault(node["pool"], []).append(node.get("name"))
-    ctx["pool_resources"] = {}
-    ctx["pool_mig"] = {}
-    for name, pool in sorted(_pools(config).items()):
+    for name, pool in sorted(config_pools(config).items()):
         base = "gpu_pools.%s" % name
         model = pool.get("model", "auto")
-        mig_conf = _dict(pool.get("mig"))
-        sharing = _dict(pool.get("sharing"))
-        driver = _dict(pool.get("driver"))
+        mig_conf = as_dict(pool.get("mig"))
+        sharing = as_dict(pool.get("sharing"))
+        driver = as_dict(pool.get("driver"))
         strategy = mig_conf.get("strategy", "none")
         mode = sharing.get("mode", "none")
-        model_ok = True
-        if isinstance(model, str) and model != "auto" and gpu_catalog is not None:
-            try:
-                gpu_catalog.lookup(model)
-            except ValueError as exc:
-                model_ok = False
-                yield ConfigIssue(base + ".model", str(exc), model, True)
+        if name in derived["model_errors"]:
+            yield ConfigIssue(base + ".model", derived["model_errors"][name], model, True)
         if name not in members:
-            ctx.setdefault("warnings", []).append("%s: no node references this pool" % base)
+            yield ConfigWarning("%s: no node references this pool" % base)
         if driver.get("mode") == "preinstalled" and "version" in driver:
             yield ConfigIssue(base + ".driver.version", "is only used when driver.mode is 'operator' (the driver is "
                               "preinstalled on these hosts); remove it or set driver.mode: operator",
@@ -612,24 +269,19 @@ def rule_pools(config, ctx):
         elif strategy != "none" and layout is None:
             yield ConfigIssue(base + ".mig.layout", "is required when mig.strategy is '%s' (e.g. all-1g.10gb or a "
                               "{profile: count} map); or set strategy: none" % strategy)
-        if not model_ok or not _schema_clean(ctx, base):
-            continue  # planning needs a pool the schema accepted (sizes in range)
-        try:
-            resources, plan = pool_resources(name, pool)
-        except (ValueError, TypeError, KeyError) as exc:
-            yield ConfigIssue(base + ".mig.layout", str(exc))
-            continue
-        if strategy == "single" and mig_enabled(pool) and not resources:
+        # why derive() could not plan the pool (it plans only what the schema accepted: sizes in range)
+        problem, reason = derived["pool_errors"].get(name, (None, None))
+        if problem == "stopped":
+            return  # planning met data it cannot read: the rest is not checked, as for any rule
+        if problem == "mig.layout":
+            yield ConfigIssue(base + ".mig.layout", reason)
+        elif problem == "mig.strategy":
             yield ConfigIssue(base + ".mig.strategy", "'single' needs every GPU split into the same profile; this "
                               "layout mixes profiles, use strategy 'mixed'", strategy, True)
-            continue
-        ctx["pool_resources"][name] = resources
-        ctx["pool_mig"][name] = plan
-        ctx.setdefault("pool_quota_resources", {})[name] = quota_resources(config, pool, resources)
     # The GPU Operator's ClusterPolicy has one driver version and one MIG strategy for the cluster.
     versions, strategies = {}, {}
-    for name, pool in sorted(_pools(config).items()):
-        driver, mig_conf = _dict(pool.get("driver")), _dict(pool.get("mig"))
+    for name, pool in sorted(config_pools(config).items()):
+        driver, mig_conf = as_dict(pool.get("driver")), as_dict(pool.get("mig"))
         if driver.get("mode", "operator") == "operator" and isinstance(driver.get("version"), str):
             versions.setdefault(driver["version"], name)
         if isinstance(mig_conf.get("strategy"), str) and mig_conf["strategy"] != "none":
@@ -644,7 +296,6 @@ def rule_pools(config, ctx):
         yield ConfigIssue("gpu_pools.%s.mig.strategy" % other[1], "differs from gpu_pools.%s.mig.strategy (%s): the "
                           "GPU Operator's device plugin takes one MIG strategy for the cluster; use the same on every "
                           "pool (mixed fits every layout)" % (first[1], first[0]), other[0], True)
-    del services
 
 
 def _quota_nominal(value):
@@ -653,18 +304,18 @@ def _quota_nominal(value):
     return value
 
 
-def rule_teams(config, ctx):
-    pools = _pools(config)
+def rule_teams(config, derived, secret_values):
+    pools = config_pools(config)
     names, namespaces = {}, {}
-    scheduling = _dict(config.get("scheduling"))
+    scheduling = as_dict(config.get("scheduling"))
     overcommit = scheduling.get("allow_overcommit") is True
     used = {}
     service_namespaces = set()
     for svc_name, chart_list in versions.CHARTS.items():
-        service = _services(config).get(svc_name, {})
+        service = config_services(config).get(svc_name, {})
         for chart in chart_list:
             service_namespaces.add(service.get("namespace") or chart["namespace"])
-    teams = _items(config, "teams")
+    teams = indexed(config, "teams")
     for i, team in teams:
         name = team.get("name")
         if isinstance(name, str):
@@ -681,14 +332,14 @@ def rule_teams(config, ctx):
             if namespace in RESERVED_NAMESPACES or namespace in service_namespaces:
                 yield ConfigIssue("teams[%d].namespace" % i, "is a system or platform namespace; give the team its "
                                   "own", namespace, True)
-        for pool_name, quotas in _dict(team.get("quotas")).items():
+        for pool_name, quotas in as_dict(team.get("quotas")).items():
             base = key_path(["teams", i, "quotas", pool_name])
             if pool_name not in pools:
                 yield ConfigIssue(base, "no such GPU pool (flavor); defined pools: %s"
                                   % (", ".join(sorted(pools)) or "none"), pool_name, True)
                 continue
-            offered = ctx.get("pool_quota_resources", {}).get(pool_name)
-            for resource, value in _dict(quotas).items():
+            offered = derived["pool_quota_resources"].get(pool_name)
+            for resource, value in as_dict(quotas).items():
                 path = key_path(["teams", i, "quotas", pool_name, resource])
                 if offered is not None and resource not in offered:
                     yield ConfigIssue(path, "pool '%s' does not provide this resource; it provides: %s"
@@ -701,16 +352,16 @@ def rule_teams(config, ctx):
                                       value["lending_limit"], True)
                 if isinstance(nominal, int):
                     used.setdefault((pool_name, resource), []).append((i, nominal))
-        vparent = _dict(team.get("volcano")).get("parent")
+        vparent = as_dict(team.get("volcano")).get("parent")
         if isinstance(vparent, str) and vparent == name:
             yield ConfigIssue("teams[%d].volcano.parent" % i, "a queue cannot be its own parent", vparent, True)
     team_names = {t.get("name") for _i, t in teams}
     for i, team in teams:
-        vparent = _dict(team.get("volcano")).get("parent")
+        vparent = as_dict(team.get("volcano")).get("parent")
         if isinstance(vparent, str) and vparent not in team_names:
             yield ConfigIssue("teams[%d].volcano.parent" % i, "no such team (queue); teams: %s"
                               % ", ".join(sorted(str(n) for n in team_names)), vparent, True)
-    parents = {t.get("name"): _dict(t.get("volcano")).get("parent") for _i, t in teams}
+    parents = {t.get("name"): as_dict(t.get("volcano")).get("parent") for _i, t in teams}
     reported = set()
     for start in sorted(parents, key=str):
         walk, node = [], start
@@ -725,13 +376,12 @@ def rule_teams(config, ctx):
                 yield ConfigIssue("teams[%d].volcano.parent" % idx, "queue parents form a cycle: %s"
                                   % " -> ".join(cycle + [cycle[0]]))
     for (pool_name, resource), entries in sorted(used.items()):
-        offered = ctx.get("pool_quota_resources", {}).get(pool_name, {})
+        offered = derived["pool_quota_resources"].get(pool_name, {})
         if resource not in offered:
             continue
-        nodes = len([n for n in _entries(config, "nodes") if n.get("pool") == pool_name])
+        nodes = len([n for n in dict_entries(config, "nodes") if n.get("pool") == pool_name])
         capacity = offered[resource] * nodes
         total = sum(n for _i, n in entries)
-        ctx.setdefault("quota_totals", {})[(pool_name, resource)] = (total, capacity)
         if total > capacity and not overcommit:
             last = entries[-1][0]
             yield ConfigIssue(key_path(["teams", last, "quotas", pool_name, resource]),
@@ -740,17 +390,17 @@ def rule_teams(config, ctx):
                               % (resource, pool_name, total, capacity, nodes, "" if nodes == 1 else "s",
                                  offered[resource]), total, True)
         elif total > capacity:
-            ctx.setdefault("warnings", []).append(
+            yield ConfigWarning(
                 "teams[].quotas.%s[\"%s\"]: over-committed, team quotas add up to %d of %d (%s) "
                 "(scheduling.allow_overcommit: true)" % (pool_name, resource, total, capacity, ", ".join(
                     "%s=%d" % (config["teams"][i].get("name"), n) for i, n in entries)))
     yield from _scheduling_issues(config, teams)
-    yield from _access_issues(config, ctx, teams)
+    yield from _access_issues(config, derived, teams)
 
 
-def _access_issues(config, ctx, teams):
+def _access_issues(config, derived, teams):
     """teams[].access and cluster.admin_group: subjects, kubeconfigs, ResourceQuota and LimitRange values."""
-    admin = _dict(config.get("cluster")).get("admin_group")
+    admin = as_dict(config.get("cluster")).get("admin_group")
     if isinstance(admin, str) and admin.startswith(access.RESERVED_PREFIX):
         yield ConfigIssue("cluster.admin_group", "names starting with 'system:' belong to Kubernetes itself; "
                           "name the platform admins' own group", admin, True)
@@ -760,7 +410,7 @@ def _access_issues(config, ctx, teams):
             continue
         base = "teams[%d].access" % i
         for key in ("groups", "users"):
-            for j, name in enumerate(_list(team_access.get(key))):
+            for j, name in enumerate(as_list(team_access.get(key))):
                 if not isinstance(name, str):
                     continue
                 if name.startswith(access.RESERVED_PREFIX):
@@ -770,10 +420,10 @@ def _access_issues(config, ctx, teams):
                 elif key == "groups" and name == admin:
                     yield ConfigIssue("%s.groups[%d]" % (base, j), "is the platform admin group (cluster.admin_group), "
                                       "which is cluster-admin everywhere; a team gets a group of its own", name, True)
-        if team_access.get("kubeconfigs") is True and not _list(team_access.get("users")):
+        if team_access.get("kubeconfigs") is True and not as_list(team_access.get("users")):
             yield ConfigIssue(base + ".kubeconfigs", "issues one kubeconfig per user, but %s.users is empty; list the "
                               "users or set kubeconfigs: false" % base, True, True)
-        request, limit = _dict(team_access.get("default_request")), _dict(team_access.get("default_limit"))
+        request, limit = as_dict(team_access.get("default_request")), as_dict(team_access.get("default_limit"))
         for res in sorted(set(request) & set(limit)):
             try:
                 low, high = quantity.parse(request[res])[0], quantity.parse(limit[res])[0]
@@ -783,20 +433,20 @@ def _access_issues(config, ctx, teams):
                 yield ConfigIssue("%s.default_request.%s" % (base, res), "is above %s.default_limit.%s (%s); the "
                                   "API server refuses a LimitRange whose default request exceeds its default limit"
                                   % (base, res, limit[res]), request[res], True)
-    if _schema_clean(ctx, "teams") and _schema_clean(ctx, "gpu_pools"):
-        yield from _resource_quota_issues(config, ctx, teams)
+    if schema_clean(derived["schema_paths"], "teams") and schema_clean(derived["schema_paths"], "gpu_pools"):
+        yield from _resource_quota_issues(config, derived, teams)
 
 
-def _resource_quota_issues(config, ctx, teams):
+def _resource_quota_issues(config, derived, teams):
     """A ResourceQuota below what Kueue can admit would refuse the pods of admitted workloads."""
     plain = [t for _i, t in teams]
-    mini = {"services": {"kueue": _services(config).get("kueue", {})},
+    mini = {"services": {"kueue": config_services(config).get("kueue", {})},
             "pools": dict((name, {"model": pool.get("model"), "mig": {"enabled": mig_enabled(pool)},
-                                  "resources_per_node": ctx.get("pool_resources", {}).get(name, {})})
-                          for name, pool in _pools(config).items())}
+                                  "resources_per_node": derived["pool_resources"].get(name, {})})
+                          for name, pool in config_pools(config).items())}
     milli = access.mig_milli(mini)
     for index, (i, team) in enumerate(teams):
-        overrides = _dict(_dict(team.get("access")).get("resource_quota"))
+        overrides = as_dict(as_dict(team.get("access")).get("resource_quota"))
         if not overrides:
             continue
         ceilings = access.quota_ceilings(plain, index, milli)
@@ -824,13 +474,13 @@ def _resource_quota_issues(config, ctx, teams):
 
 def _scheduling_issues(config, teams):
     """Kueue/Volcano combinations upstream does not support, and names they reserve."""
-    pools = _pools(config)
-    if _enabled(config, "kueue") and TENANCY_CPU_FLAVOR in pools:
+    pools = config_pools(config)
+    if service_enabled(config, "kueue") and TENANCY_CPU_FLAVOR in pools:
         yield ConfigIssue("gpu_pools.%s" % TENANCY_CPU_FLAVOR, "the name is reserved for the Kueue CPU flavor; "
                           "rename the pool", TENANCY_CPU_FLAVOR, True)
-    if not _enabled(config, "volcano"):
+    if not service_enabled(config, "volcano"):
         return
-    volcano = _services(config).get("volcano", {})
+    volcano = config_services(config).get("volcano", {})
     plugins = volcano.get("scheduler_plugins", VOLCANO_DEFAULT_PLUGINS)
     if isinstance(plugins, list) and "capacity" in plugins and "proportion" in plugins:
         yield ConfigIssue("services.volcano.scheduler_plugins", "capacity and proportion conflict in Volcano "
@@ -840,7 +490,7 @@ def _scheduling_issues(config, teams):
         if team.get("name") in ("default", "root"):
             yield ConfigIssue("teams[%d].name" % i, "Volcano creates the queues 'default' and 'root' itself; "
                               "choose another team name", team.get("name"), True)
-        parent = _dict(team.get("volcano")).get("parent")
+        parent = as_dict(team.get("volcano")).get("parent")
         if isinstance(parent, str) and isinstance(plugins, list) and "capacity" not in plugins:
             yield ConfigIssue("teams[%d].volcano.parent" % i, "hierarchical queues need Volcano's capacity plugin "
                               "(enableHierarchy); replace proportion with capacity in "
@@ -854,7 +504,7 @@ def _volcano_hierarchy_issues(teams):
     deserved and guarantee add up to at most the parent's, and a child's capability is at most its nearest
     ancestor's. Found here, before anything is applied, with the key to change."""
     by_name = dict((t.get("name"), (i, t)) for i, t in teams if isinstance(t.get("name"), str))
-    parent_of = dict((name, _dict(t.get("volcano")).get("parent")) for name, (_i, t) in by_name.items())
+    parent_of = dict((name, as_dict(t.get("volcano")).get("parent")) for name, (_i, t) in by_name.items())
     try:
         res = dict((name, tuple(dict((r, quantity.parse(n)[0]) for r, n in part.items())
                                 for part in tenancy.volcano_queue_resources(t)))
@@ -902,20 +552,20 @@ def _num(value):
     return str(int(value)) if value == int(value) else str(float(value))
 
 
-def _slurm_split_issues(config, ctx, sets):
+def _slurm_split_issues(config, derived, sets):
     """Slurm node sets on pools that teams' Kueue/Volcano quotas also count: refused unless split."""
     nodes_of = {}
-    for node in _list(config.get("nodes")):
+    for node in as_list(config.get("nodes")):
         if isinstance(node, dict) and node.get("pool"):
             nodes_of[node["pool"]] = nodes_of.get(node["pool"], 0) + 1
-    queues = _enabled(config, "kueue") or _enabled(config, "volcano")
+    queues = service_enabled(config, "kueue") or service_enabled(config, "volcano")
     quota_users = {}
-    for t, team in enumerate(_entries(config, "teams")):
-        for pool in _dict(team.get("quotas")):
+    for t, team in enumerate(dict_entries(config, "teams")):
+        for pool in as_dict(team.get("quotas")):
             quota_users.setdefault(pool, []).append((t, team))
     held = {}
-    for i, nodeset in enumerate(_list(_services(config).get("slurm", {}).get("nodesets"))):
-        if not isinstance(nodeset, dict) or nodeset.get("pool") not in _pools(config):
+    for i, nodeset in enumerate(as_list(config_services(config).get("slurm", {}).get("nodesets"))):
+        if not isinstance(nodeset, dict) or nodeset.get("pool") not in config_pools(config):
             continue
         base = "services.slurm.nodesets[%d]" % i
         pool = nodeset["pool"]
@@ -933,23 +583,23 @@ def _slurm_split_issues(config, ctx, sets):
                               "Slurm leaves)" % (pool, ", ".join("teams[%d].quotas.%s" % (entry[0], pool)
                                                                  for entry in quota_users[pool]), base), pool, True)
             continue
-        offered = ctx.get("pool_resources", {}).get(pool) or {}
-        gres = _dict(nodeset.get("gres")) or dict(
+        offered = derived["pool_resources"].get(pool) or {}
+        gres = as_dict(nodeset.get("gres")) or dict(
             (r.split("mig-", 1)[1] if "mig-" in r else "gpu", n) for r, n in offered.items())
         for key, count in gres.items():
             resource = "nvidia.com/gpu" if key == "gpu" else "nvidia.com/mig-%s" % key
             if isinstance(count, int) and isinstance(replicas, int):
                 held.setdefault(pool, {}).setdefault(resource, []).append((i, count * replicas))
-    if _dict(config.get("scheduling")).get("allow_overcommit") is True:
+    if as_dict(config.get("scheduling")).get("allow_overcommit") is True:
         return
     for pool, resources in sorted(held.items()):
-        offered = ctx.get("pool_resources", {}).get(pool) or {}
+        offered = derived["pool_resources"].get(pool) or {}
         for resource, entries in sorted(resources.items()):
             capacity = offered.get(resource, 0) * nodes_of.get(pool, 0)
             slurm = sum(entry[1] for entry in entries)
             teams = 0
             for _index, team in quota_users[pool]:
-                quota = _dict(team.get("quotas")).get(pool, {}).get(resource, 0)
+                quota = as_dict(team.get("quotas")).get(pool, {}).get(resource, 0)
                 teams += quota.get("nominal", 0) if isinstance(quota, dict) else quota
             if isinstance(teams, int) and slurm + teams > capacity:
                 yield ConfigIssue("services.slurm.nodesets[%d].shared_with_queues" % entries[0][0],
@@ -958,26 +608,26 @@ def _slurm_split_issues(config, ctx, sets):
                                   % (pool, capacity, resource, slurm, teams), True, True)
 
 
-def rule_services(config, ctx):
-    services = _services(config)
-    pools = _pools(config)
-    cert_manager = _enabled(config, "cert_manager")
+def rule_services(config, derived, secret_values):
+    services = config_services(config)
+    pools = config_pools(config)
+    cert_manager = service_enabled(config, "cert_manager")
     for name in ("kserve", "slurm"):
-        if _enabled(config, name) and not cert_manager:
+        if service_enabled(config, name) and not cert_manager:
             yield ConfigIssue("services.%s.enabled" % name, "%s needs cert-manager; enable services.cert_manager "
                               "(install: false to use an existing one)" % name, True, True)
     for name, service in services.items():
-        chart = _dict(service.get("chart"))
+        chart = as_dict(service.get("chart"))
         source = chart.get("source")
         needed = {"local": "path", "oci": "oci_ref", "repo": "repo_url"}.get(source)
         if needed and needed not in chart:
             yield ConfigIssue("services.%s.chart.%s" % (name, needed), "is required when chart.source is '%s'" % source)
-    if _enabled(config, "kueue") and not _items(config, "teams"):
-        ctx.setdefault("warnings", []).append("services.kueue: enabled but no teams are declared")
+    if service_enabled(config, "kueue") and not indexed(config, "teams"):
+        yield ConfigWarning("services.kueue: enabled but no teams are declared")
     slurm = services.get("slurm", {})
-    if _enabled(config, "slurm"):
+    if service_enabled(config, "slurm"):
         sets = {}
-        for i, nodeset in enumerate(_list(slurm.get("nodesets"))):
+        for i, nodeset in enumerate(as_list(slurm.get("nodesets"))):
             if not isinstance(nodeset, dict):
                 continue
             base = "services.slurm.nodesets[%d]" % i
@@ -989,9 +639,9 @@ def rule_services(config, ctx):
                 yield ConfigIssue(base + ".pool", "no such GPU pool; defined pools: %s"
                                   % (", ".join(sorted(pools)) or "none"), pool, True)
                 continue
-            offered = ctx.get("pool_resources", {}).get(pool)
-            plan = ctx.get("pool_mig", {}).get(pool)
-            for gres, count in _dict(nodeset.get("gres")).items():
+            offered = derived["pool_resources"].get(pool)
+            plan = derived["pool_mig"].get(pool)
+            for gres, count in as_dict(nodeset.get("gres")).items():
                 path = base + ".gres." + gres if "." not in gres else key_path(["services", "slurm", "nodesets", i,
                                                                                 "gres", gres])
                 if offered is None:
@@ -1011,41 +661,41 @@ def rule_services(config, ctx):
                         continue
                 if isinstance(count, int) and count > limit:
                     yield ConfigIssue(path, "a node of pool '%s' has only %d" % (pool, limit), count, True)
-        yield from _slurm_split_issues(config, ctx, sets)
+        yield from _slurm_split_issues(config, derived, sets)
         defaults = 0
-        for i, part in enumerate(_list(slurm.get("partitions"))):
+        for i, part in enumerate(as_list(slurm.get("partitions"))):
             if not isinstance(part, dict):
                 continue
             defaults += part.get("default") is True
-            for j, ref in enumerate(_list(part.get("nodesets"))):
+            for j, ref in enumerate(as_list(part.get("nodesets"))):
                 if ref not in sets:
                     yield ConfigIssue("services.slurm.partitions[%d].nodesets[%d]" % (i, j),
                                       "no such node set; node sets: %s" % ", ".join(sorted(str(s) for s in sets)),
                                       ref, True)
         if defaults > 1:
             yield ConfigIssue("services.slurm.partitions", "only one partition may be the default", defaults, True)
-        accounting = _dict(slurm.get("accounting"))
+        accounting = as_dict(slurm.get("accounting"))
         if accounting.get("enabled") is True:
             if "database_host" not in accounting:
                 yield ConfigIssue("services.slurm.accounting.database_host", "is required when accounting is enabled")
-            if "slurm_db_password" not in _dict(config.get("secrets")):
+            if "slurm_db_password" not in as_dict(config.get("secrets")):
                 yield ConfigIssue("secrets.slurm_db_password", "is required when services.slurm.accounting is "
                                   "enabled (reference a vaulted variable: {var: vault_slurm_db_password})")
-            elif "var" not in _dict(_dict(config.get("secrets")).get("slurm_db_password")):
+            elif "var" not in as_dict(as_dict(config.get("secrets")).get("slurm_db_password")):
                 yield ConfigIssue("secrets.slurm_db_password", "must name a vaulted variable ({var: "
                                   "vault_slurm_db_password}): the external database already has its password, a "
                                   "generated one would not match", config["secrets"]["slurm_db_password"], True)
     kserve = services.get("kserve", {})
-    if _enabled(config, "kserve"):
-        team_namespaces = {t.get("namespace", t.get("name")) for t in _entries(config, "teams")}
+    if service_enabled(config, "kserve"):
+        team_namespaces = {t.get("namespace", t.get("name")) for t in dict_entries(config, "teams")}
         seen_models = {}
-        kueue_integrations = _list(_dict(services.get("kueue")).get("integrations"))
-        if _enabled(config, "kueue") and _list(kserve.get("models")) and not {"deployment", "pod"} & set(
+        kueue_integrations = as_list(as_dict(services.get("kueue")).get("integrations"))
+        if service_enabled(config, "kueue") and as_list(kserve.get("models")) and not {"deployment", "pod"} & set(
                 kueue_integrations):
-            ctx.setdefault("warnings", []).append(
+            yield ConfigWarning(
                 "services.kserve.models: Kueue counts serving against team quotas only with the 'deployment' "
                 "(or 'pod') integration in services.kueue.integrations")
-        for i, model in enumerate(_list(kserve.get("models"))):
+        for i, model in enumerate(as_list(kserve.get("models"))):
             if not isinstance(model, dict):
                 continue
             base = "services.kserve.models[%d]" % i
@@ -1059,13 +709,13 @@ def rule_services(config, ctx):
                     yield ConfigIssue(base + ".pool", "no such GPU pool; defined pools: %s"
                                       % ", ".join(sorted(pools)), pool, True)
                 else:
-                    offered = ctx.get("pool_resources", {}).get(pool)
+                    offered = derived["pool_resources"].get(pool)
                     resource = model.get("gpu_resource", "nvidia.com/gpu")
                     if offered is not None and resource not in offered:
                         yield ConfigIssue(base + ".gpu_resource", "pool '%s' provides: %s"
                                           % (pool, ", ".join(sorted(offered))), resource, True)
                     yield from _one_node_issues(pool, pools[pool], model, base)
-            if _enabled(config, "kueue"):
+            if service_enabled(config, "kueue"):
                 namespace = model.get("namespace")
                 if namespace not in team_namespaces:
                     yield ConfigIssue(base + ".namespace", "with Kueue on, a model runs in a team's namespace so it "
@@ -1079,13 +729,13 @@ def rule_services(config, ctx):
                                   "variable: {var: vault_s3_credentials})")
             yield from _kserve_kind_issues(kserve, model, base)
             yield from _registry_issues(config, model, base)
-            yield from _kserve_model_issues(config, ctx, kserve, model, base, seen_models)
-    yield from _mlflow_issues(config, ctx)
-    if _enabled(config, "monitoring"):
-        if "grafana_admin_password" not in _dict(config.get("secrets")):
+            yield from _kserve_model_issues(config, derived, secret_values, kserve, model, base, seen_models)
+    yield from _mlflow_issues(config, secret_values)
+    if service_enabled(config, "monitoring"):
+        if "grafana_admin_password" not in as_dict(config.get("secrets")):
             yield ConfigIssue("secrets.grafana_admin_password", "is required when services.monitoring is enabled: "
                               "{var: <vaulted variable>} or {generate: true}; the collection never ships a default")
-        interval = _dict(services.get("monitoring")).get("gpu_scrape_interval")
+        interval = as_dict(services.get("monitoring")).get("gpu_scrape_interval")
         if isinstance(interval, str) and re.match(r"^[0-9]+(ms|s)$", interval):
             seconds = int(re.match(r"^[0-9]+", interval).group(0)) / (1000.0 if interval.endswith("ms") else 1)
             if seconds < 5:
@@ -1125,7 +775,7 @@ def _one_node_issues(pool_name, pool, model, base):
                           % (pool_name, per_node, "" if per_node == 1 else "s", pool_name, per_node), count, True)
 
 
-def _kserve_model_issues(config, ctx, kserve, model, base, seen):
+def _kserve_model_issues(config, derived, secret_values, kserve, model, base, seen):
     """Serving rules beyond the anchors: unique names, credentials by reference, scale to zero, and the
     GPU memory fit (module_utils/serving.py)."""
     key = (model.get("namespace"), model.get("name"))
@@ -1140,7 +790,7 @@ def _kserve_model_issues(config, ctx, kserve, model, base, seen):
     if str(model.get("storage_uri", "")).startswith("pvc://") and credentials is not None:
         yield ConfigIssue(base + ".credentials", "a pvc:// model needs no credentials; remove the key", credentials,
                           True)
-    yield from _credential_issues(ctx, model, base)
+    yield from _credential_issues(secret_values, model, base)
     if model.get("min_replicas") == 0 and kserve.get("deployment_mode", "Standard") != "Knative":
         yield ConfigIssue(base + ".min_replicas", "scale to zero needs services.kserve.deployment_mode: Knative; "
                           "Standard mode keeps at least 1 replica", 0, True)
@@ -1156,12 +806,12 @@ def _kserve_model_issues(config, ctx, kserve, model, base, seen):
         yield ConfigIssue(base + ".gpus", "a process sees only one MIG device, so vLLM cannot shard over several; "
                           "ask for 1 %s, or for whole GPUs (nvidia.com/gpu) on a non-MIG pool"
                           % model.get("gpu_resource"), gpus, True)
-    pools = _pools(config)
+    pools = config_pools(config)
     pool = pools.get(model.get("pool"))
-    if pool is None or not _schema_clean(ctx, base) or model.get("parameters_billion") is None:
+    if pool is None or not schema_clean(derived["schema_paths"], base) or model.get("parameters_billion") is None:
         return
-    offered = {name: {"model": p.get("model"), "resources_per_node": ctx.get("pool_resources", {}).get(name) or {},
-                      "shared": _dict(p.get("sharing")).get("mode", "none") != "none"}
+    offered = {name: {"model": p.get("model"), "resources_per_node": derived["pool_resources"].get(name) or {},
+                      "shared": as_dict(p.get("sharing")).get("mode", "none") != "none"}
                for name, p in pools.items()}
     try:
         problem = serving.check_fit(model, offered, kserve.get("kv_cache_share", 0.2),
@@ -1181,10 +831,10 @@ MLFLOW_SECRETS = (
 )
 
 
-def _mlflow_issues(config, ctx):
+def _mlflow_issues(config, values):
     """MLflow needs a backend store, an artifact store and an admin password (authentication is always on);
     references are checked like every secret, values never shown."""
-    mlflow = _dict(_services(config).get("mlflow"))
+    mlflow = as_dict(config_services(config).get("mlflow"))
     if mlflow.get("enabled") is not True:
         return
     needs = {
@@ -1196,13 +846,12 @@ def _mlflow_issues(config, ctx):
     for key, what in sorted(needs.items()):
         if key not in mlflow:
             yield ConfigIssue("services.mlflow." + key, "is required when services.mlflow.enabled is true: " + what)
-    if "admin_password" not in _dict(mlflow.get("auth")):
+    if "admin_password" not in as_dict(mlflow.get("auth")):
         yield ConfigIssue("services.mlflow.auth.admin_password", "is required when services.mlflow.enabled is true: "
                           "{var: <vaulted variable>} or {generate: true}; authentication is always on and the "
                           "collection never ships a default")
-    values = ctx.get("secret_values")
     for section, key, holds in MLFLOW_SECRETS:
-        ref = _dict(mlflow.get(section)).get(key)
+        ref = as_dict(mlflow.get(section)).get(key)
         path = "services.mlflow.%s.%s" % (section, key)
         if not isinstance(ref, dict):
             continue
@@ -1245,7 +894,7 @@ def _registry_issues(config, model, base):
         return
     if "storage_uri" in model:
         yield ConfigIssue(base + ".registry", "give storage_uri or registry, not both", registry, True)
-    if not _enabled(config, "mlflow"):
+    if not service_enabled(config, "mlflow"):
         yield ConfigIssue(base + ".registry", "needs services.mlflow.enabled: true: registry models are resolved "
                           "against the collection's MLflow and read with services.mlflow.artifact_store.credentials",
                           registry, True)
@@ -1273,12 +922,12 @@ def is_known_default(value):
 def credential_vars(config):
     """The variable names config.yml's secret references name: ``secrets.*.var``, the models'
     ``credentials.var`` and an enabled services.mlflow's (the values the validate action reads for the checks)."""
-    refs = list(_dict(config.get("secrets")).values()) if isinstance(config, dict) else []
-    kserve = _dict(_dict(config.get("services")).get("kserve")) if isinstance(config, dict) else {}
-    refs.extend(_dict(m).get("credentials") for m in _list(kserve.get("models")))
-    mlflow = _dict(_dict(config.get("services")).get("mlflow")) if isinstance(config, dict) else {}
+    refs = list(as_dict(config.get("secrets")).values()) if isinstance(config, dict) else []
+    kserve = as_dict(as_dict(config.get("services")).get("kserve")) if isinstance(config, dict) else {}
+    refs.extend(as_dict(m).get("credentials") for m in as_list(kserve.get("models")))
+    mlflow = as_dict(as_dict(config.get("services")).get("mlflow")) if isinstance(config, dict) else {}
     if mlflow.get("enabled") is True:  # the only case the rules read them
-        refs.extend(_dict(mlflow.get(section)).get(key) for section, key, _holds in MLFLOW_SECRETS)
+        refs.extend(as_dict(mlflow.get(section)).get(key) for section, key, _holds in MLFLOW_SECRETS)
     return sorted(set(ref["var"] for ref in refs if isinstance(ref, dict) and _var_name(ref.get("var"))))
 
 
@@ -1286,9 +935,8 @@ def _var_name(value):
     return isinstance(value, str) and re.match(config_schema.VAR_NAME, value) is not None
 
 
-def _credential_issues(ctx, model, base):
+def _credential_issues(values, model, base):
     """A model's {var: NAME} names a defined variable of the shape its storage scheme needs (values never shown)."""
-    values = ctx.get("secret_values")
     credentials = model.get("credentials")
     var = credentials.get("var") if isinstance(credentials, dict) else None
     if values is None or not _var_name(var):
@@ -1307,9 +955,8 @@ def _credential_issues(ctx, model, base):
         yield ConfigIssue(path, "variable '%s' must hold a Hugging Face token (a non-empty string)" % var)
 
 
-def rule_secrets(config, ctx):
-    values = ctx.get("secret_values")
-    for purpose, ref in sorted(_dict(config.get("secrets")).items()):
+def rule_secrets(config, derived, values):
+    for purpose, ref in sorted(as_dict(config.get("secrets")).items()):
         if purpose in STRUCTURED_SECRETS and isinstance(ref, dict) and ref.get("generate") is True:
             yield ConfigIssue("secrets.%s" % purpose, "cannot be generated; reference a vaulted variable holding "
                               "%s: {var: vault_%s}" % (STRUCTURED_SECRETS[purpose], purpose))
@@ -1337,8 +984,8 @@ def rule_secrets(config, ctx):
                               % (var, MIN_SECRET_LENGTH))
 
 
-def rule_airgap(config, ctx):
-    airgap = _dict(config.get("airgap"))
+def rule_airgap(config, derived, secret_values):
+    airgap = as_dict(config.get("airgap"))
     if airgap.get("enabled") is True:
         for key in ("chart_mirror", "image_registry"):
             if key not in airgap:
@@ -1348,196 +995,33 @@ def rule_airgap(config, ctx):
 RULES = (rule_cluster, rule_nodes, rule_pools, rule_teams, rule_services, rule_secrets, rule_airgap)
 
 
-def rule_issues(config, secret_values=None, ctx=None):
-    """Run every cross-field rule. A rule that meets data the schema already rejected stops quietly."""
-    ctx = ctx if ctx is not None else {}
-    ctx["secret_values"] = secret_values
-    issues = []
+def run_rules(config, derived, secret_values=None):
+    """Run every cross-field rule over ``config`` (schema defaults filled in) and ``derived``
+    (``config_derive.derive``): ``(issues, warnings)``. ``secret_values`` maps variable names to values (the
+    controller's vaulted variables) so that secret references can be checked; None skips that check. A rule
+    that meets data the schema already rejected stops quietly."""
+    issues, warnings = [], []
     for rule in RULES:
         try:
-            for issue in rule(config, ctx):
-                issues.append(issue)
+            for finding in rule(config, derived, secret_values):
+                (warnings if isinstance(finding, ConfigWarning) else issues).append(finding)
         except (TypeError, KeyError, AttributeError, ValueError, IndexError):
             continue
-    return issues
+    return issues, warnings
 
 
-# --------------------------------------------------------------------------------------------
-# The plan
-# --------------------------------------------------------------------------------------------
-
-# containerd drop-ins: Kubespray's config.toml imports this directory (containerd_extra_args) and the
-# gpu_node role writes the NVIDIA runtime there (gpu_node_containerd_dropin_dir, same default), so the
-# runtime survives a Kubespray re-render of config.toml (kubespray#12277).
-CONTAINERD_DROPIN_DIR = "/etc/containerd/conf.d"
-CONTAINERD_IMPORTS_LINE = 'imports = ["%s/*.toml"]' % CONTAINERD_DROPIN_DIR
-
-
-def kubespray_vars(cluster):
-    """Kubespray v2.31.0 inventory variables derived from ``cluster`` (defaults applied).
-
-    Names are Kubespray's own (roles/kubespray_defaults/defaults/main/main.yml,
-    roles/container-engine/containerd/defaults/main.yml, roles/kubernetes-apps/metrics_server/defaults/main.yml,
-    roles/kubernetes/control-plane/defaults/main/main.yml for kube_oidc_*). ``containerd_extra_args`` is rendered
-    literally at the top level of config.toml, before any table: the place for ``imports``; the
-    line is exactly what the gpu_node role writes, so gpu_node after Kubespray changes nothing.
-    ``kubeconfig_localhost`` stays off: playbooks/cluster.yml fetches admin.conf to
-    ``cluster.kubeconfig`` (mode 0600) instead of Kubespray's artifacts/ next to the inventory.
-    Addons the collection installs itself stay off (Helm runs on the controller, cert-manager is the
-    cert_manager role's). OIDC: ``kube_oidc_auth`` always, the other kube_oidc_* only when given.
-    """
-    metrics = cluster.get("addons", {}).get("metrics_server", {})
-    out = {
-        "kube_version": cluster["kubernetes_version"],
-        "container_manager": cluster["container_runtime"],
-        "kube_network_plugin": cluster["network_plugin"],
-        "kube_proxy_mode": cluster["kube_proxy_mode"],
-        "kube_pods_subnet": cluster["pod_cidr"],
-        "kube_service_addresses": cluster["service_cidr"],
-        "cluster_name": cluster["dns_domain"],
-        "dns_mode": "coredns",
-        # legacy in-tree device plugin and driver installer; the GPU Operator does both
-        "nvidia_accelerator_enabled": False,
-        "containerd_extra_args": CONTAINERD_IMPORTS_LINE,
-        "kubeconfig_localhost": False,
-        "helm_enabled": False,
-        "cert_manager_enabled": False,
-        "metrics_server_enabled": metrics["enabled"],
-        "metrics_server_replicas": metrics["replicas"],
-        "metrics_server_metric_resolution": metrics["metric_resolution"],
-        "metrics_server_host_network": metrics["host_network"],
-        "kube_oidc_auth": "oidc" in cluster,
-    }
-    for key, name in OIDC_VARS:
-        if key in cluster.get("oidc", {}):
-            out[name] = cluster["oidc"][key]
-    return out
-
-
-# cluster.oidc key -> Kubespray v2.31.0 variable (roles/kubernetes/control-plane/defaults/main/main.yml documents
-# them, templates/kubeadm-config.v1beta4.yaml.j2 renders each into an --oidc-* flag when it is defined)
-OIDC_VARS = (
-    ("issuer_url", "kube_oidc_url"),
-    ("client_id", "kube_oidc_client_id"),
-    ("ca_file", "kube_oidc_ca_file"),
-    ("username_claim", "kube_oidc_username_claim"),
-    ("username_prefix", "kube_oidc_username_prefix"),
-    ("groups_claim", "kube_oidc_groups_claim"),
-    ("groups_prefix", "kube_oidc_groups_prefix"),
-)
-
-
-def nvidia_runtime(pool):
-    """Whether hosts of ``pool`` get the containerd NVIDIA runtime from gpufleet (host variable
-    ``gpufleet_nvidia_runtime``): only with a preinstalled driver; otherwise the GPU Operator's
-    toolkit configures containerd itself."""
-    driver = pool.get("driver") if isinstance(pool, dict) else None
-    return isinstance(driver, dict) and driver.get("mode") == "preinstalled"
-
-
-def build_plan(config, ctx):
-    """The normalized plan (call only on a valid config)."""
-    config = apply_defaults(config_schema.SCHEMA, copy.deepcopy(config))
-    cluster = config["cluster"]
-    cluster["kubeconfig"] = os.path.expanduser(cluster["kubeconfig"])
-    nodes = config["nodes"]
-    plan_pools = {}
-    for name, pool in sorted(config.get("gpu_pools", {}).items()):
-        members = [n["name"] for n in nodes if n.get("pool") == name]
-        per_node = ctx["pool_resources"].get(name, {})
-        mig_plan = ctx["pool_mig"].get(name)
-        model = None
-        if pool["model"] != "auto" and gpu_catalog is not None:
-            entry = gpu_catalog.lookup(pool["model"])
-            model = {"key": entry.key, "name": entry.name, "gfd_product": entry.gfd_product,
-                     "memory_mib": entry.memory_mib, "mig_capable": entry.mig_capable}
-        plan_pools[name] = {
-            "name": name,
-            "model": pool["model"],
-            "catalog": model,
-            "gpus_per_node": pool["gpus_per_node"],
-            "driver": pool.get("driver", {"mode": "operator"}),
-            "mig": dict(pool.get("mig", {"strategy": "none"}), enabled=mig_enabled(pool),
-                        config_name=("gpufleet-%s" % name) if mig_enabled(pool) else "all-disabled",
-                        placements=mig_plan["placements"] if mig_plan else None),
-            "sharing": pool.get("sharing", {"mode": "none"}),
-            "labels": pool.get("labels", {}),
-            "taints": pool.get("taints", []),
-            "nodes": members,
-            "node_count": len(members),
-            "resources_per_node": per_node,
-            "capacity": {res: count * len(members) for res, count in per_node.items()},
-            # what team quotas in this pool are counted in (differs from capacity only with
-            # services.kueue.count_mig_as_gpu on a MIG pool: whole GPUs)
-            "quota_capacity": {res: count * len(members) for res, count in
-                               ctx.get("pool_quota_resources", {}).get(name, per_node).items()},
-        }
-    teams = []
-    for team in config.get("teams", []):
-        quotas = {}
-        for pool_name, resources in team.get("quotas", {}).items():
-            quotas[pool_name] = {}
-            for res, value in resources.items():
-                entry = value if isinstance(value, dict) else {"nominal": value}
-                quotas[pool_name][res] = entry
-        teams.append(dict(team, namespace=team.get("namespace", team["name"]), quotas=quotas))
-    services = {}
-    for name, service in config.get("services", {}).items():
-        if name not in versions.CHARTS:  # rendered by its role, no chart (mlflow)
-            continue
-        services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
-        services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
-    services["mlflow"] = mlflow_registry.plan_service(
-        apply_defaults(config_schema.SCHEMA["properties"]["services"]["properties"]["mlflow"],
-                       copy.deepcopy(config.get("services", {}).get("mlflow", {}))))
-    for name in versions.CHARTS:
-        if name not in services:
-            service = apply_defaults(config_schema.SCHEMA["properties"]["services"]["properties"][name], {})
-            services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
-            services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
-    services["kserve"] = serving.plan_models(services["kserve"], services["mlflow"])
-    if not services["kserve"].get("llmisvc"):
-        services["kserve"]["charts"] = [c for c in services["kserve"]["charts"]
-                                        if c["name"] not in versions.LLMISVC_CHARTS]
-    return {
-        "cluster": cluster,
-        "nodes": nodes,
-        "pools": plan_pools,
-        "teams": teams,
-        "scheduling": config.get("scheduling", apply_defaults(config_schema.SCHEMA["properties"]["scheduling"], {})),
-        "services": services,
-        "airgap": config.get("airgap", {"enabled": False}),
-        "secrets": config.get("secrets", {}),
-        "kubespray": kubespray_vars(cluster),
-        "versions": {"kubespray": versions.KUBESPRAY_VERSION, "kubernetes": cluster["kubernetes_version"],
-                     "helm": versions.HELM_VERSION},
-        "warnings": sorted(set(ctx.get("warnings", []))),
-    }
-
-
-def _issues(config, secret_values, ctx):
+def findings(config, secret_values=None):
+    """Validate ``config``: ``(issues, warnings, derived)``, the schema's issues first, then the rules';
+    ``derived`` is what ``config_derive.derive`` found (None for a config that is not a mapping)."""
     if not isinstance(config, dict):
-        return [ConfigIssue("", "config.yml must be a mapping of sections (cluster, nodes, ...)", config, True)]
+        return [ConfigIssue("", "config.yml must be a mapping of sections (cluster, nodes, ...)", config, True)], [], None
     issues = schema_issues(config)
-    ctx["schema_paths"] = [issue.path for issue in issues]
     filled = apply_defaults(config_schema.SCHEMA, copy.deepcopy(config))
-    issues.extend(rule_issues(filled, secret_values, ctx))
-    return issues
+    derived = derive(filled, [issue.path for issue in issues])
+    rule_issues, warnings = run_rules(filled, derived, secret_values)
+    return issues + rule_issues, [str(warning) for warning in warnings], derived
 
 
 def check(config, secret_values=None):
     """All problems in ``config`` (a list of ConfigIssue); empty when valid."""
-    return _issues(config, secret_values, {})
-
-
-def validate(config, secret_values=None):
-    """Validate ``config`` and return the plan; raise ConfigValidationError listing every problem.
-
-    ``secret_values`` maps variable names to values (the controller's vaulted variables) so that
-    secret references can be checked; pass None to skip that check.
-    """
-    ctx = {}
-    issues = _issues(config, secret_values, ctx)
-    if issues:
-        raise ConfigValidationError(issues)
-    return build_plan(config, ctx)
+    return findings(config, secret_values)[0]

@@ -9,7 +9,7 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROLE = os.path.join(ROOT, "roles", "monitoring")
@@ -31,7 +31,7 @@ def plan(config_path=EXAMPLE, overrides=None):
         config = yaml.safe_load(fh)
     for key, value in (overrides or {}).items():
         config["services"]["monitoring"].setdefault("alerts", {})[key] = value
-    return config_rules.validate(config)
+    return config_plan.validate(config)
 
 
 def role_vars(the_plan, extra=None):

@@ -6,7 +6,7 @@ import os
 import yaml
 
 from ansible_collections.gpufleet.platform.plugins.filter import tenancy as tenancy_filters
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
 SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
@@ -33,7 +33,7 @@ def render_role_template(role, template, config, extra=None):
     """Validate ``config``, then render roles/<role>/templates/<template> with Ansible's Templar; parsed YAML."""
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar
-    plan = config_rules.validate(copy.deepcopy(config))
+    plan = config_plan.validate(copy.deepcopy(config))
     loader = DataLoader()
     loader.set_basedir(os.path.join(ROOT, "roles", role))
     templar = Templar(loader=loader, variables=role_variables(role, plan, extra))

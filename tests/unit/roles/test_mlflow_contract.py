@@ -124,8 +124,8 @@ def test_kserve_registry_requests():
     from ansible_collections.gpufleet.platform.tests.unit.roles.role_contract import role_variables
     from ansible.template import Templar
     from ansible.parsing.dataloader import DataLoader
-    from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
-    plan = config_rules.validate(_kserve_config())
+    from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan
+    plan = config_plan.validate(_kserve_config())
     templar = Templar(loader=DataLoader(), variables=role_variables("kserve", plan))
     assert templar.template("{{ _kserve_registry_requests }}") == [
         {"model": "churn", "alias": "champion", "path": "services.kserve.models[0].registry"}]

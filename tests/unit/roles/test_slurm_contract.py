@@ -16,7 +16,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, slurm
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan, slurm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
@@ -108,7 +108,7 @@ def _config(path, everything=False):
 
 
 def render(config):
-    plan = config_rules.validate(copy.deepcopy(config))
+    plan = config_plan.validate(copy.deepcopy(config))
     defaults = _defaults()
     values = slurm.slurm_values(plan, defaults["slurm_auth_secret"], defaults["slurm_jwt_secret"],
                                 defaults["slurm_db_secret"], defaults["slurm_gres_conf"],

@@ -40,8 +40,8 @@ def test_no_drop_in_on_the_other_nodes(node):
 
 
 def test_kubespray_extra_args_line_is_the_drop_in_import():
-    from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules  # the collection link, see conftest
-    assert config_rules.CONTAINERD_IMPORTS_LINE == IMPORTS
+    from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan  # the collection link, see conftest
+    assert config_plan.CONTAINERD_IMPORTS_LINE == IMPORTS
 
 
 def test_drop_in_survives_a_kubespray_render_with_the_imports_line(gpu1):

@@ -6,7 +6,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpufleet.platform.plugins.filter import access as f
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -16,7 +16,7 @@ def plan():
     with open(os.path.join(ROOT, "config.example.yml")) as handle:
         config = yaml.safe_load(handle)
     config["teams"][0]["access"]["kubeconfigs"] = True
-    return config_rules.validate(config)
+    return config_plan.validate(config)
 
 
 def test_filters_are_registered():

@@ -9,7 +9,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpufleet.platform.plugins.filter import gpu_layer as g
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 @pytest.fixture(scope="module")
 def plan():
     with open(os.path.join(ROOT, "config.example.yml")) as fh:
-        return config_rules.validate(yaml.safe_load(fh))
+        return config_plan.validate(yaml.safe_load(fh))
 
 
 def node(name, **labels):

@@ -9,7 +9,7 @@ from fractions import Fraction
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import access, config_rules, tenancy
+from ansible_collections.gpufleet.platform.plugins.module_utils import access, config_plan, config_rules, tenancy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -21,7 +21,7 @@ def example():
 
 
 def objects(config):
-    return access.access_objects(config_rules.validate(config))
+    return access.access_objects(config_plan.validate(config))
 
 
 def by_kind(objs):
@@ -58,7 +58,7 @@ def test_example_team_gets_role_binding_quota_and_limit_range(example):
         "limits": [{"type": "Container", "defaultRequest": {"cpu": "500m", "memory": "1Gi"}}]}
     # the namespaces of teams with access only (same definition as the kueue role's)
     assert [n["metadata"]["name"] for n in objs["namespaces"]] == ["research"]
-    assert objs["namespaces"][0] == tenancy.namespaces(config_rules.validate(example))[0]
+    assert objs["namespaces"][0] == tenancy.namespaces(config_plan.validate(example))[0]
 
 
 def test_role_is_namespaced_and_reads_queues_only(example):
@@ -92,7 +92,7 @@ def test_admin_group_binds_cluster_admin_with_the_oidc_prefix(example):
     assert objs["cluster"] == [{
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": "%s-platform-admins" % example["cluster"]["name"],
-                     "labels": tenancy.labels(config_rules.validate(example), "access")},
+                     "labels": tenancy.labels(config_plan.validate(example), "access")},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "oidc:platform-admins"}]}]
     binding = by_kind(objs["namespaced"])[("RoleBinding", "research")]
@@ -158,7 +158,7 @@ def test_mig_as_gpu_bounds_the_profiles_in_the_resource_quota(example):
     example["teams"][0]["quotas"]["h100-mig"] = {"nvidia.com/gpu": 2}
     example["teams"][1]["quotas"]["h100-mig"] = {"nvidia.com/gpu": 0}
     example["teams"][2]["quotas"]["h100-mig"] = {"nvidia.com/gpu": 1}
-    plan = config_rules.validate(example)
+    plan = config_plan.validate(example)
     assert access.mig_milli(plan)["h100-mig"]["nvidia.com/mig-3g.40gb"] == 428
     hard = by_kind(access.access_objects(plan)["namespaced"])[("ResourceQuota", "research")]["spec"]["hard"]
     # 2 GPUs + the 1 the interns lend = 3 GPUs: 7 3g.40gb at 428m each, 21 1g.10gb at 142m
@@ -180,7 +180,7 @@ def test_kubeconfig_users_once_each_with_the_first_team(example):
     example["teams"][0]["access"].update(kubeconfigs=True, users=["alice", "bob@example.com"])
     example["teams"][2]["access"] = {"users": ["alice", "carol"], "kubeconfigs": True}
     example["teams"][1]["access"] = {"users": ["dave"]}  # no kubeconfigs for this team
-    users = access.kubeconfig_users(config_rules.validate(example))
+    users = access.kubeconfig_users(config_plan.validate(example))
     assert [(u["user"], u["namespace"]) for u in users] == [("alice", "research"), ("bob@example.com", "research"),
                                                             ("carol", "interns")]
     cluster = example["cluster"]["name"]

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_issues, config_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 with open(os.path.join(ROOT, "config.example.yml")) as _handle:
@@ -77,8 +77,8 @@ def test_mutated_config_is_valid_or_cleanly_rejected(mutations):
     for kind, path, value, number, key in mutations:
         _apply(config, kind, path, value, number, key)
     try:
-        plan = config_rules.validate(config)
-    except config_rules.ConfigValidationError as error:
+        plan = config_plan.validate(config)
+    except config_issues.ConfigValidationError as error:
         assert error.issues
         for issue in error.issues:
             assert isinstance(issue.path, str)
@@ -92,6 +92,6 @@ def test_mutated_config_is_valid_or_cleanly_rejected(mutations):
 @given(values)
 def test_arbitrary_document_never_crashes(document):
     try:
-        config_rules.validate(document)
-    except config_rules.ConfigValidationError as error:
+        config_plan.validate(document)
+    except config_issues.ConfigValidationError as error:
         assert error.issues

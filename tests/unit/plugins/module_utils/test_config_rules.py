@@ -9,8 +9,8 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
-from ansible_collections.gpufleet.platform.plugins.module_utils.config_rules import ConfigValidationError
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_issues, config_plan
+from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues import ConfigValidationError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -27,7 +27,7 @@ def example():
 
 def problems(config, secrets=None):
     with pytest.raises(ConfigValidationError) as info:
-        config_rules.validate(config, secret_values=secrets)
+        config_plan.validate(config, secret_values=secrets)
     return info.value
 
 
@@ -39,12 +39,12 @@ def problems(config, secrets=None):
 def test_shipped_configs_are_valid(path):
     if not os.path.exists(os.path.join(ROOT, path)):
         pytest.skip("%s not in this checkout" % path)
-    plan = config_rules.validate(load(path))
+    plan = config_plan.validate(load(path))
     assert plan["nodes"]
 
 
 def test_plan_of_example(example):
-    plan = config_rules.validate(copy.deepcopy(example))
+    plan = config_plan.validate(copy.deepcopy(example))
     pools = plan["pools"]
     assert pools["a100"]["capacity"] == {"nvidia.com/gpu": 16}
     # H100 with 3g.40gb + 2g.20gb + 2 x 1g.10gb on each of 8 GPUs, one node
@@ -67,7 +67,7 @@ def test_plan_of_example(example):
 def test_defaults_are_filled(example):
     config = {"cluster": {"name": "tiny"}, "nodes": [{"name": "n1", "address": "192.0.2.1",
                                                       "roles": ["control-plane", "etcd", "worker"]}]}
-    plan = config_rules.validate(config)
+    plan = config_plan.validate(config)
     assert plan["cluster"]["kubernetes_version"] == "1.35.4"
     assert plan["cluster"]["network_plugin"] == "calico"
     assert plan["services"]["gpu_operator"]["enabled"] is True
@@ -80,14 +80,14 @@ def test_volcano_hierarchy_a_parent_covers_is_valid(example):
     config["services"]["volcano"].update(enabled=True, scheduler_plugins=["gang", "capacity"])
     config["teams"][1]["quotas"] = {"h100-mig": {"nvidia.com/mig-1g.10gb": {"nominal": 4, "borrowing_limit": 4}}}
     config["teams"][0]["quotas"]["h100-mig"]["nvidia.com/mig-1g.10gb"] = {"nominal": 4, "borrowing_limit": 8}
-    config_rules.validate(config)
+    config_plan.validate(config)
 
 
 def test_overcommit_allowed_when_declared(example):
     config = copy.deepcopy(example)
     config["teams"][2]["quotas"]["a100"]["nvidia.com/gpu"] = 40
     config["scheduling"]["allow_overcommit"] = True
-    config_rules.validate(config)
+    config_plan.validate(config)
 
 
 def test_all_errors_reported_at_once(example):
@@ -109,7 +109,7 @@ def test_air_gap_mirror_resolves_every_chart(example):
     config = copy.deepcopy(example)
     config["airgap"] = {"enabled": True, "chart_mirror": {"type": "local", "location": "/srv/charts"},
                         "image_registry": "registry.example.internal:5000/mirror"}
-    plan = config_rules.validate(config)
+    plan = config_plan.validate(config)
     charts = [c for s in plan["services"].values() for c in s["charts"]]
     assert all(c["source"] == "local" and c["ref"].startswith("/srv/charts/") for c in charts)
     assert "/srv/charts/kube-prometheus-stack-88.5.3.tgz" in [c["ref"] for c in charts]
@@ -129,9 +129,9 @@ def _llm_model(config):
 def test_llmisvc_charts_only_when_enabled(example):
     config = copy.deepcopy(example)
     config["services"]["kserve"]["enabled"] = True
-    names = [c["name"] for c in config_rules.validate(config)["services"]["kserve"]["charts"]]
+    names = [c["name"] for c in config_plan.validate(config)["services"]["kserve"]["charts"]]
     assert names == ["kserve-crd", "kserve-resources", "kserve-runtime-configs"]
-    plan = config_rules.validate(_llm_model(copy.deepcopy(example)))
+    plan = config_plan.validate(_llm_model(copy.deepcopy(example)))
     charts = plan["services"]["kserve"]["charts"]
     assert [c["name"] for c in charts] == ["kserve-crd", "kserve-llmisvc-crd", "kserve-resources",
                                            "kserve-llmisvc-resources", "kserve-runtime-configs"]
@@ -140,13 +140,13 @@ def test_llmisvc_charts_only_when_enabled(example):
 
 
 def test_llmisvc_model_plan(example):
-    model = config_rules.validate(_llm_model(copy.deepcopy(example)))["services"]["kserve"]["models"][0]
+    model = config_plan.validate(_llm_model(copy.deepcopy(example)))["services"]["kserve"]["models"][0]
     assert model["kind"] == "LLMInferenceService" and model["replicas"] == 2
     assert "min_replicas" not in model and "max_replicas" not in model
     # KServe's template passes --tensor-parallel-size from spec.parallelism.tensor; service-wide flags first
     assert model["args"] == ["--enable-prefix-caching", "--max-model-len=8192", "--dtype=bfloat16",
                              "--gpu-memory-utilization=0.9", "--max-num-seqs=64"]
-    plain = config_rules.validate(example)["services"]["kserve"]["models"][0]
+    plain = config_plan.validate(example)["services"]["kserve"]["models"][0]
     assert plain["kind"] == "InferenceService" and "replicas" not in plain
 
 
@@ -154,7 +154,7 @@ def test_service_chart_override(example):
     config = copy.deepcopy(example)
     config["services"]["kueue"]["chart"] = {"source": "local", "path": "/opt/charts/kueue"}
     config["services"]["kueue"]["version"] = "0.19.1"
-    plan = config_rules.validate(config)
+    plan = config_plan.validate(config)
     assert plan["services"]["kueue"]["charts"] == [{"name": "kueue", "version": "0.19.1", "namespace": "kueue-system",
                                                     "repo_url": None, "source": "local", "ref": "/opt/charts/kueue"}]
 
@@ -162,7 +162,7 @@ def test_service_chart_override(example):
 def test_secret_reference_checked_against_vars(example):
     config = copy.deepcopy(example)
     config["secrets"]["grafana_admin_password"] = {"var": "vault_grafana"}
-    config_rules.validate(config, secret_values={"vault_grafana": "a-long-unique-secret-42"})
+    config_plan.validate(config, secret_values={"vault_grafana": "a-long-unique-secret-42"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -529,8 +529,8 @@ def test_not_a_mapping():
 
 
 def test_key_path_format():
-    assert config_rules.key_path(["teams", 0, "quotas", "a100", "nvidia.com/gpu"]) == 'teams[0].quotas.a100["nvidia.com/gpu"]'
-    assert config_rules.key_path(["gpu_pools", "h100-mig", "mig", "layout"]) == "gpu_pools.h100-mig.mig.layout"
+    assert config_issues.key_path(["teams", 0, "quotas", "a100", "nvidia.com/gpu"]) == 'teams[0].quotas.a100["nvidia.com/gpu"]'
+    assert config_issues.key_path(["gpu_pools", "h100-mig", "mig", "layout"]) == "gpu_pools.h100-mig.mig.layout"
 
 
 def test_alertmanager_receivers_cannot_be_generated(example):
@@ -553,7 +553,7 @@ def test_alertmanager_receivers_shape(example, value):
 def test_alertmanager_receivers_mapping_accepted(example):
     config = copy.deepcopy(example)
     config["secrets"]["alertmanager_receivers"] = {"var": "vault_am"}
-    config_rules.validate(config, secret_values={"vault_am": {"receivers": [{"name": "oncall"}]}})
+    config_plan.validate(config, secret_values={"vault_am": {"receivers": [{"name": "oncall"}]}})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -596,7 +596,7 @@ def test_oidc_client_id_with_whitespace_refused(example):
     {"issuer_url": "https://[2001:db8::1]/dex", "username_prefix": ""},
 ])
 def test_oidc_good_settings_accepted(example, oidc):
-    plan = config_rules.validate(_oidc(example, **oidc))
+    plan = config_plan.validate(_oidc(example, **oidc))
     assert plan["kubespray"]["kube_oidc_auth"] is True
     assert plan["kubespray"]["kube_oidc_url"] == oidc["issuer_url"]
 
@@ -606,7 +606,7 @@ def test_autoscaling_fixed_replicas_or_knative_needs_no_metrics_server(example):
     config["cluster"]["addons"] = {"metrics_server": {"enabled": False}}
     config["services"]["kserve"]["enabled"] = True
     config["services"]["kserve"]["models"][0]["max_replicas"] = 1
-    assert config_rules.validate(copy.deepcopy(config))["kubespray"]["metrics_server_enabled"] is False
+    assert config_plan.validate(copy.deepcopy(config))["kubespray"]["metrics_server_enabled"] is False
     config["services"]["kserve"]["models"][0]["max_replicas"] = 2
     config["services"]["kserve"]["deployment_mode"] = "Knative"
-    config_rules.validate(config)
+    config_plan.validate(config)

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan, config_rules
 from ansible_collections.gpufleet.platform.tests.unit.plugins.module_utils import leak_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -50,7 +50,7 @@ def registry_model(config, registry, **extra):
 
 def test_complete_mlflow_is_valid_and_planned(config):
     assert lines(config, SECRETS) == []
-    plan = config_rules.validate(config, SECRETS)["services"]["mlflow"]
+    plan = config_plan.validate(config, SECRETS)["services"]["mlflow"]
     assert plan["charts"] == []
     assert plan["namespace"] == "mlflow"
     assert plan["url"] == plan["service_url"] == "http://mlflow.mlflow.svc.cluster.local:5000"
@@ -144,7 +144,7 @@ def test_registry_models_plan_as_s3_with_the_artifact_store(config):
     config["services"]["mlflow"]["artifact_store"]["endpoint"] = "http://minio.storage:9000"
     config["services"]["mlflow"]["artifact_store"]["region"] = "eu-west-1"
     assert lines(config, SECRETS) == []
-    model = config_rules.validate(config, SECRETS)["services"]["kserve"]["models"][0]
+    model = config_plan.validate(config, SECRETS)["services"]["kserve"]["models"][0]
     assert model["registry"] == {"model": "churn", "alias": "champion"}
     assert (model["scheme"], model["storage_uri"]) == ("s3", None)
     assert model["credentials"] == {"var": "vault_mlflow_s3_credentials"}

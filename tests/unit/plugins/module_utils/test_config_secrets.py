@@ -7,13 +7,13 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_issues, config_plan, config_rules
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import leak_cases  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-KEY_PATHS = [config_rules.key_path(path) for path in leak_cases.SECRET_KEYS]
+KEY_PATHS = [config_issues.key_path(path) for path in leak_cases.SECRET_KEYS]
 assert KEY_PATHS == leak_cases.KEY_PATHS
 
 
@@ -24,8 +24,8 @@ def example():
 
 
 def _refused(config, secret_values=None, markers=(leak_cases.MARKER,)):
-    with pytest.raises(config_rules.ConfigValidationError) as info:
-        config_rules.validate(config, secret_values=secret_values)
+    with pytest.raises(config_issues.ConfigValidationError) as info:
+        config_plan.validate(config, secret_values=secret_values)
     error = info.value
     for marker in markers:
         assert marker not in str(error).replace("grafana_admin_", "")
@@ -38,8 +38,8 @@ def _refused(config, secret_values=None, markers=(leak_cases.MARKER,)):
 def test_base_config_is_valid_with_references(example):
     config = leak_cases.with_vars(example, {"grafana_admin_password": "v_g", "slurm_db_password": "v_s",
                                             "credentials": "v_s3"})
-    config_rules.validate(config, secret_values={"v_g": "a-long-unique-secret-42", "v_s": "another-long-secret-7",
-                                                 "v_s3": {"access_key_id": "AK", "secret_access_key": "SK"}})
+    config_plan.validate(config, secret_values={"v_g": "a-long-unique-secret-42", "v_s": "another-long-secret-7",
+                                                "v_s3": {"access_key_id": "AK", "secret_access_key": "SK"}})
 
 
 @pytest.mark.parametrize("form", sorted(leak_cases.WRONG_FORMS))

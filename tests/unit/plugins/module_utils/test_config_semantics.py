@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_issues, config_plan, config_rules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -188,8 +188,8 @@ def test_message_lists_at_most_100_problems(example):
     config = copy.deepcopy(example)
     config["nodes"].extend({"name": "n%d" % i, "address": "192.0.2.%d" % (100 + i), "roles": ["worker"], "bad": 1}
                            for i in range(150))
-    with pytest.raises(config_rules.ConfigValidationError) as info:
-        config_rules.validate(config)
+    with pytest.raises(config_issues.ConfigValidationError) as info:
+        config_plan.validate(config)
     lines = str(info.value).splitlines()
     assert lines[0] == "config.yml is invalid (%d problems):" % len(info.value.issues)
     assert len(lines) == 1 + 100 + 1

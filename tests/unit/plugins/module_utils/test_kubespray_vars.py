@@ -1,4 +1,4 @@
-"""config.yml -> Kubespray variables (config_rules.kubespray_vars and the inventory plugin).
+"""config.yml -> Kubespray variables (config_plan.kubespray_vars and the inventory plugin).
 
 The expected names are Kubespray v2.31.0's, read from its sources (kubernetes-sigs/kubespray at tag
 v2.31.0) and written down here, with the file that defines each one. When a Kubespray checkout is
@@ -19,7 +19,7 @@ from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 
 from ansible_collections.gpufleet.platform.plugins.inventory.config import InventoryModule
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -92,7 +92,7 @@ def minimal(**cluster):
 
 
 def plan_vars(config):
-    return config_rules.validate(copy.deepcopy(config))["kubespray"]
+    return config_plan.validate(copy.deepcopy(config))["kubespray"]
 
 
 CASES = {
@@ -208,8 +208,8 @@ def test_drop_in_directory_is_the_same_everywhere():
     for role in ("host_prep", "gpu_node"):
         with open(os.path.join(ROOT, "roles", role, "defaults", "main.yml")) as handle:
             defaults[role] = yaml.safe_load(handle)
-    assert defaults["host_prep"]["host_prep_containerd_dropin_dir"] == config_rules.CONTAINERD_DROPIN_DIR
-    assert defaults["gpu_node"]["gpu_node_containerd_dropin_dir"] == config_rules.CONTAINERD_DROPIN_DIR
+    assert defaults["host_prep"]["host_prep_containerd_dropin_dir"] == config_plan.CONTAINERD_DROPIN_DIR
+    assert defaults["gpu_node"]["gpu_node_containerd_dropin_dir"] == config_plan.CONTAINERD_DROPIN_DIR
 
 
 def test_containerd_imports_line_is_a_top_level_toml_key():
@@ -217,7 +217,7 @@ def test_containerd_imports_line_is_a_top_level_toml_key():
     extra = plan_vars(minimal())["containerd_extra_args"]
     rendered = 'version = 3\nroot = "/var/lib/containerd"\noom_score = 0\n\n%s\n\n[grpc]\n  max_recv_message_size = 1\n' % extra
     doc = tomllib.loads(rendered)
-    assert doc["imports"] == [config_rules.CONTAINERD_DROPIN_DIR + "/*.toml"]
+    assert doc["imports"] == [config_plan.CONTAINERD_DROPIN_DIR + "/*.toml"]
     assert doc["version"] == 3
 
 
@@ -228,7 +228,7 @@ def test_containerd_imports_line_is_a_top_level_toml_key():
     (None, False),
 ])
 def test_nvidia_runtime_only_with_preinstalled_driver(pool, expected):
-    assert config_rules.nvidia_runtime(pool) is expected
+    assert config_plan.nvidia_runtime(pool) is expected
 
 
 # ----------------------------------------------------------------------------------------------

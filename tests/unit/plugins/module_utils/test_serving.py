@@ -5,8 +5,8 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, serving, versions
-from ansible_collections.gpufleet.platform.plugins.module_utils.config_rules import ConfigValidationError
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan, serving, versions
+from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues import ConfigValidationError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 GIB = 1024
@@ -120,7 +120,7 @@ def example():
 
 def issues(config):
     with pytest.raises(ConfigValidationError) as err:
-        config_rules.validate(copy.deepcopy(config))
+        config_plan.validate(copy.deepcopy(config))
     return [str(i) for i in err.value.issues]
 
 
@@ -130,7 +130,7 @@ def model(config, **changes):
 
 
 def test_example_with_kserve_is_valid_and_planned(example):
-    plan = config_rules.validate(example)
+    plan = config_plan.validate(example)
     planned = plan["services"]["kserve"]["models"][0]
     assert planned["args"][:2] == ["--tensor-parallel-size=1", "--max-model-len=8192"]
     assert plan["services"]["kserve"]["vllm_image"] == versions.IMAGES["vllm"]
@@ -179,6 +179,6 @@ def test_duplicate_model(example):
 
 
 def test_kueue_without_deployment_integration_warns(example):
-    assert any("'deployment'" in w for w in config_rules.validate(example)["warnings"])
+    assert any("'deployment'" in w for w in config_plan.validate(example)["warnings"])
     example["services"]["kueue"]["integrations"].append("deployment")
-    assert not any("'deployment'" in w for w in config_rules.validate(example)["warnings"])
+    assert not any("'deployment'" in w for w in config_plan.validate(example)["warnings"])

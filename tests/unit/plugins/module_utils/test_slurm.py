@@ -1,6 +1,6 @@
 """Slurm values from the plan (module_utils/slurm.py, filters/slurm.py): GRES lines, node sets, partitions.
 
-Plans come from the shipped config.example.yml through the real validation (config_rules.validate), with
+Plans come from the shipped config.example.yml through the real validation (config_plan.validate), with
 Slurm turned on in the shapes the README documents: full H100s and A100 MIG slices.
 """
 import copy
@@ -12,8 +12,8 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpufleet.platform.plugins.filter import slurm as slurm_filter
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, slurm
-from ansible_collections.gpufleet.platform.plugins.module_utils.config_rules import ConfigValidationError
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan, slurm
+from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues import ConfigValidationError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGpufleetexamplekeyexamplekeyexamplekey alice@example"
@@ -53,7 +53,7 @@ def _config(**slurm_keys):
 
 
 def _plan(config):
-    return config_rules.validate(copy.deepcopy(config))
+    return config_plan.validate(copy.deepcopy(config))
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, tenancy
-from ansible_collections.gpufleet.platform.plugins.module_utils.config_rules import ConfigValidationError
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan, tenancy
+from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues import ConfigValidationError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -19,7 +19,7 @@ def example():
 
 @pytest.fixture()
 def plan(example):
-    return config_rules.validate(example)
+    return config_plan.validate(example)
 
 
 def by_name(objs, kind):
@@ -113,11 +113,11 @@ def test_count_mig_as_gpu_quotas_in_whole_gpus(example):
     example["services"]["kueue"]["count_mig_as_gpu"] = True
     with pytest.raises(ConfigValidationError, match=r'teams\[0\].quotas.h100-mig\["nvidia.com/mig-3g.40gb"\].*'
                                                     r'it provides: nvidia.com/gpu'):
-        config_rules.validate(copy.deepcopy(example))
+        config_plan.validate(copy.deepcopy(example))
     for team in example["teams"]:
         team["quotas"].pop("h100-mig", None)
     example["teams"][0]["quotas"]["h100-mig"] = {"nvidia.com/gpu": 8}
-    plan = config_rules.validate(example)
+    plan = config_plan.validate(example)
     assert plan["pools"]["h100-mig"]["quota_capacity"] == {"nvidia.com/gpu": 8}
     cq = by_name(tenancy.cluster_queues(plan, "1", "1Gi"), "ClusterQueue")["research"]
     assert cq["spec"]["resourceGroups"][1]["coveredResources"] == ["nvidia.com/gpu"]
@@ -219,7 +219,7 @@ def _volcano(example, plugins):
 def test_bad_scheduling_config(example, mutate, path, message):
     mutate(example)
     with pytest.raises(ConfigValidationError) as info:
-        config_rules.validate(example)
+        config_plan.validate(example)
     hits = [i for i in info.value.issues if i.path == path]
     assert hits and message in hits[0].message, [str(i) for i in info.value.issues]
 
@@ -227,5 +227,5 @@ def test_bad_scheduling_config(example, mutate, path, message):
 def test_overcommit_warning_shows_total(example):
     example["scheduling"]["allow_overcommit"] = True
     example["teams"][2]["quotas"]["a100"]["nvidia.com/gpu"] = 40
-    plan = config_rules.validate(example)
+    plan = config_plan.validate(example)
     assert any("add up to 52 of 16" in w and "interns=40" in w for w in plan["warnings"]), plan["warnings"]
