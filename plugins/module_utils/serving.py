@@ -222,8 +222,10 @@ def plan_models(service, mlflow=None):
                          s3_endpoint=endpoint.split("://", 1)[-1], s3_use_https=endpoint.startswith("https://"))
             if store.get("region"):
                 model["s3_region"] = store["region"]
-        else:
+        elif model.get("storage_uri") is not None:
             model["scheme"] = storage_scheme(model["storage_uri"])
+        else:  # only with services.kserve off: validation requires storage_uri or registry when it is on
+            model["scheme"] = None
         model["args"] = vllm_args(model, service.get("gpu_memory_utilization", 0.9), model.get("engine_args"))
         if model["kind"] == LLMISVC:
             model.setdefault("replicas", 1)

@@ -95,3 +95,15 @@ def test_arbitrary_document_never_crashes(document):
         config_plan.validate(document)
     except config_issues.ConfigValidationError as error:
         assert error.issues
+
+
+def test_a_disabled_kserve_with_a_model_lacking_its_source_still_plans():
+    """Found by the fuzz test above: services.kserve off, a model with neither storage_uri nor registry (the
+    rules that require one only run when KServe is on) -- the plan is built, the model has no scheme."""
+    config = copy.deepcopy(EXAMPLE)
+    config["services"]["kserve"]["enabled"] = False
+    for model in config["services"]["kserve"]["models"]:
+        model.pop("storage_uri", None)
+        model.pop("registry", None)
+    plan = config_plan.validate(config)
+    assert {m["scheme"] for m in plan["services"]["kserve"]["models"]} == {None}
