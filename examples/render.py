@@ -28,10 +28,11 @@ def _import_collection():
             sys.path.insert(0, root)
     try:
         from ansible_collections.gpufleet.platform.plugins.module_utils import config_issues, config_plan, tenancy
+        from ansible_collections.gpufleet.platform.plugins.module_utils import storage
     except ImportError as exc:
         sys.exit("render.py: cannot import the gpufleet.platform collection (%s): install it, or run `make venv` "
                  "in a checkout" % exc)
-    return config_issues, config_plan, tenancy
+    return config_issues, config_plan, tenancy, storage
 
 
 # example -> (file, what it asks: "gpu" whole GPUs, "mig" a MIG profile, "shared" a share of a shared pool;
@@ -42,8 +43,12 @@ EXAMPLES = {
     "shared-gpu-job": ("shared-gpu-job/job.yaml", "shared", "kueue"),
     "kueue-gang": ("kueue-gang/job.yaml", "gpu", "kueue"),
     "volcano-gang": ("volcano-gang/vcjob.yaml", "gpu", "volcano"),
+    # a PVC on the platform's StorageClass and a Job that loads a model's weights into it (storage_uri: pvc://)
+    "model-weights-pvc": ("model-weights-pvc/loader.yaml", "weights", None),
 }
 DEFAULT_IMAGE = "nvcr.io/nvidia/cuda:12.9.1-base-ubuntu24.04"
+LOADER_IMAGE = "docker.io/library/python:3.12-slim"
+DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 
 class ExampleError(Exception):
@@ -74,9 +79,29 @@ def _pick_pool(plan, team, index, kind, resource, pool):
     return wanted[0]
 
 
-def render(config, example, team_name, pool=None, gpus=1, replicas=2, profile=None, name=None, image=None):
+def _weights(config, storage, team, name, image, model, size, claim, model_dir):
+    """The values of model-weights-pvc: the claim on the platform's StorageClass (config.yml storage:)."""
+    problems = storage.issues(config)
+    if problems:
+        raise ExampleError("config.yml is not valid; run the validate playbook first:\n%s"
+                           % "\n".join("  - %s" % p for p in problems))
+    plan = storage.plan(config)
+    if not plan["class_name"]:
+        raise ExampleError("storage: config.yml has no storage section, so the claim would get whatever the cluster "
+                           "defaults to; set storage.backend (local-path, nfs) or storage.existing: NAME "
+                           "(docs/storage.md)")
+    shared = plan["backend"] == "nfs" and plan["class_name"] == plan.get("installed_class")
+    model = model or DEFAULT_MODEL
+    return {"NAME": name or "load-weights", "NAMESPACE": team["namespace"], "CLAIM": claim or "model-weights",
+            "STORAGE_CLASS": plan["class_name"], "ACCESS_MODE": "ReadWriteMany" if shared else "ReadWriteOnce",
+            "SIZE": size or "20Gi", "MODEL": model, "MODEL_DIR": model_dir or model.rsplit("/", 1)[-1].lower(),
+            "IMAGE": image or LOADER_IMAGE}
+
+
+def render(config, example, team_name, pool=None, gpus=1, replicas=2, profile=None, name=None, image=None,
+           model=None, size=None, claim=None, model_dir=None):
     """The manifest text of ``example`` for ``team_name``; raise ExampleError naming the config key to fix."""
-    config_issues, config_plan, tenancy = _import_collection()
+    config_issues, config_plan, tenancy, storage = _import_collection()
     if example not in EXAMPLES:
         raise ExampleError("no example %r (examples: %s)" % (example, ", ".join(sorted(EXAMPLES))))
     path, kind, via = EXAMPLES[example]
@@ -90,6 +115,10 @@ def render(config, example, team_name, pool=None, gpus=1, replicas=2, profile=No
                            % (team_name, ", ".join(teams) or "none"))
     index = teams.index(team_name)
     team = plan["teams"][index]
+    if kind == "weights":
+        values = _weights(config, storage, team, name, image, model, size, claim, model_dir)
+        with open(os.path.join(HERE, path)) as handle:
+            return string.Template(handle.read()).substitute(values)
     if kind == "mig":
         if not profile:
             raise ExampleError("mig-job needs --profile (a MIG profile such as 1g.10gb)")
@@ -143,7 +172,12 @@ def main(argv=None):
     parser.add_argument("--replicas", type=int, default=2, help="pods of a gang example")
     parser.add_argument("--profile", help="MIG profile of mig-job, e.g. 1g.10gb")
     parser.add_argument("--name", help="name prefix of the job")
-    parser.add_argument("--image", help="container image (default %s)" % DEFAULT_IMAGE)
+    parser.add_argument("--image", help="container image (default %s; model-weights-pvc: %s)"
+                        % (DEFAULT_IMAGE, LOADER_IMAGE))
+    parser.add_argument("--model", help="model-weights-pvc: Hugging Face repository (default %s)" % DEFAULT_MODEL)
+    parser.add_argument("--size", help="model-weights-pvc: claim size (default 20Gi)")
+    parser.add_argument("--claim", help="model-weights-pvc: claim name (default model-weights)")
+    parser.add_argument("--model-dir", help="model-weights-pvc: directory in the claim (default the repository name)")
     args = parser.parse_args(argv)
     import yaml
     try:
@@ -157,7 +191,8 @@ def main(argv=None):
         return 2
     try:
         text = render(config, args.example, args.team, pool=args.pool, gpus=args.gpus, replicas=args.replicas,
-                      profile=args.profile, name=args.name, image=args.image)
+                      profile=args.profile, name=args.name, image=args.image, model=args.model, size=args.size,
+                      claim=args.claim, model_dir=args.model_dir)
     except ExampleError as exc:
         print("render.py: %s" % exc, file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@
 #
 # Controllers -> $CACHE/controllers/bin (ctrl_bin; independent of KUBE_VERSION):
 #   kueue            kueue                                   sigs.k8s.io/kueue/cmd/kueue (go install)
+#   local-path-provisioner  local-path-provisioner           github.com/rancher/local-path-provisioner (go install)
 #   cert-manager     cert-manager-{controller,webhook,cainjector}
 #                    cmd/ modules from the source extract (they are not on the Go module proxy), main
 #                    module from the proxy; github.com/Venafi/vcert/v5 (controller) from the extract
@@ -199,6 +200,15 @@ build_kueue() {
   install_bins "$d" kueue:kueue
 }
 
+build_local_path_provisioner() {
+  local d="$CTRL_SRC/local-path-provisioner-v$LOCAL_PATH_PROVISIONER_VERSION"
+  mkdir -p "$d"
+  (cd "$d" && GOBIN="$d" go install -p "$JOBS" -trimpath \
+      -ldflags "-s -w -X main.VERSION=v$LOCAL_PATH_PROVISIONER_VERSION" \
+      "github.com/rancher/local-path-provisioner@v$LOCAL_PATH_PROVISIONER_VERSION")
+  install_bins "$d" local-path-provisioner:local-path-provisioner
+}
+
 CM_MAINS=(cmd/controller:cert-manager-controller cmd/webhook:cert-manager-webhook cmd/cainjector:cert-manager-cainjector)
 VCERT_X="vcert-v$CERT_MANAGER_VCERT_VERSION"
 VCERT_MOD=github.com/Venafi/vcert/v5
@@ -271,7 +281,7 @@ src_project() {
 # ---- selection --------------------------------------------------------------------------------
 
 CORE=(etcd kube helm kwok)
-CONTROLLERS=(kueue cert-manager volcano kserve slurm-operator gpu-operator)
+CONTROLLERS=(kueue local-path-provisioner cert-manager volcano kserve slurm-operator gpu-operator)
 sel=("$@"); [ "${#sel[@]}" -gt 0 ] || sel=(all)
 for s in "${sel[@]}"; do
   case " all core controllers ${CORE[*]} ${CONTROLLERS[*]} " in
@@ -346,6 +356,11 @@ fi
 
 if want kueue; then
   if mod_has kueue sigs.k8s.io/kueue "v$KUEUE_VERSION"; then log "kueue v$KUEUE_VERSION present"; else timed kueue build_kueue; fi
+fi
+if want local-path-provisioner; then
+  if mod_has local-path-provisioner github.com/rancher/local-path-provisioner "v$LOCAL_PATH_PROVISIONER_VERSION"; then
+    log "local-path-provisioner v$LOCAL_PATH_PROVISIONER_VERSION present"
+  else timed local-path-provisioner build_local_path_provisioner; fi
 fi
 if want cert-manager; then
   if [ -z "$CM_SKIP" ]; then

@@ -98,14 +98,16 @@ def render_versions_doc():
         "## Charts",
         "",
         "Each chart can come from its upstream source (below), an air-gap mirror (`airgap.chart_mirror`),",
-        "or a per-service override (`services.<name>.chart`: `repo`, `oci` or `local`).",
+        "or a per-service override (`services.<name>.chart`, `storage.chart`: `repo`, `oci` or `local`).",
         "",
         "| service | chart | version | namespace | upstream source |",
         "|---|---|---|---|---|",
     ]
-    for service, charts in versions.CHARTS.items():
+    for service, charts in versions.all_charts().items():
         for chart in charts:
-            source = chart.get("oci_ref") or "%s (chart `%s`)" % (chart.get("repo_url"), chart["name"])
+            source = chart.get("oci_ref") or ("%s (chart `%s`)" % (chart["repo_url"], chart["name"]) if chart.get("repo_url")
+                                              else "none published: %s at tag v%s (storage.chart or the air-gap "
+                                              "mirror)" % (chart["git"], chart["version"]))
             out.append("| `%s` | `%s` | `%s` | `%s` | %s |" % (service, chart["name"], chart["version"],
                                                              chart["namespace"], source))
     out += [

@@ -34,7 +34,8 @@ from . import procs, settings, upstream
 # Charts whose REAL upstream chart the lab installs (from $GPUFLEET_SHARED/upstream/charts/<name>-<version>),
 # with their controllers played by pod_host; every other chart of STAND_INS stays a stand-in.
 # kube-prometheus-stack is not among them: ../shared lacks its four subcharts (docs/lab.md).
-ALWAYS_REAL = {"gpu-operator", "nvidia-device-plugin", "dcgm-exporter", "kueue", "volcano"}
+ALWAYS_REAL = {"gpu-operator", "nvidia-device-plugin", "dcgm-exporter", "kueue", "volcano", "local-path-provisioner",
+               "csi-driver-nfs"}
 # cert-manager builds only from source extracts (lab/build.sh); these charts need it (the KServe and Slinky
 # webhooks' serving certificates are cert-manager Certificates), so they are real exactly when it is built.
 NEEDS_CERT_MANAGER = {"cert-manager", "kserve-crd", "kserve-resources", "kserve-runtime-configs",
@@ -88,6 +89,10 @@ STAND_INS = {
     "kserve-llmisvc-resources": {"version": "v0.20.0", "app": "v0.20.0", "crds": None,
                                  "values": ("kserve", "kserve-llmisvc-resources"),
                                  "deployments": ["llmisvc-controller-manager"]},
+    # storage.backend local-path (its controller is played by pod_host) and nfs (its CSI pods stay KWOK's: nothing mounts)
+    "local-path-provisioner": {"version": "0.0.37", "app": "v0.0.37", "crds": None, "values": None,
+                               "deployments": ["{{ .Release.Name }}"]},
+    "csi-driver-nfs": {"version": "4.13.4", "app": "4.13.4", "crds": None, "values": None, "deployments": []},
     "kube-prometheus-stack": {"version": "88.5.3", "app": "v0.93.1", "crds": "prometheus-operator",
                               "values": ("kube-prometheus-stack", "kube-prometheus-stack"),
                               "deployments": ["{{ .Release.Name }}-operator"], "strip_crd_descriptions": True},
@@ -434,7 +439,7 @@ def _pinned_versions():
     spec = importlib.util.spec_from_file_location("_gpufleet_versions", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return {c["name"]: c["version"] for charts in mod.CHARTS.values() for c in charts}
+    return {c["name"]: c["version"] for charts in mod.all_charts().values() for c in charts}
 
 
 class _CrdLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when there: 10x faster, same data

@@ -78,6 +78,13 @@ def as_rendered(pod, args):
     return args
 
 
+def command_tail(pod, args):
+    """The chart's ``command`` after the program name, then its ``args``: for a chart that renders the whole
+    command line in ``command`` (local-path-provisioner: ``local-path-provisioner start --config ...``)."""
+    command = pod.container.get("command") or []
+    return list(command[1:]) + list(args)
+
+
 def volcano_admission_secret(kube, pod, container):
     """Plays the chart's ``<release>-admission-init`` Job (gen-admission-secret.sh in the upstream image).
 
@@ -135,6 +142,9 @@ REGISTRY = [
     # controller-runtime reads from the ServiceAccount mount); the image's /opt/gpu-operator mounted read-only.
     Spec("gpu-operator", ["gpu-operator"], "gpu-operator", as_rendered, containers=["gpu-operator"],
          mounts=_gpu_operator_mounts),
+    # The chart renders the whole command line in `command`; its helper pods (busybox, the setup/teardown scripts
+    # of the chart's ConfigMap) are KWOK's: stage pod-helper-complete in lab/kwok/kwok.yaml makes them Succeed.
+    Spec("local-path-provisioner", ["local-path-provisioner"], "local-path-provisioner", command_tail),
     Spec("volcano-scheduler", ["vc-scheduler"], "vc-scheduler", as_rendered),
     Spec("volcano-controller-manager", ["vc-controller-manager"], "vc-controller-manager", as_rendered),
     Spec("volcano-webhook-manager", ["vc-webhook-manager"], "vc-webhook-manager", as_rendered),
@@ -157,6 +167,7 @@ def job_play(container):
 # never become Ready).
 CHART_BINARIES = {
     "kueue": ["kueue"],
+    "local-path-provisioner": ["local-path-provisioner"],
     "volcano": ["vc-scheduler", "vc-controller-manager", "vc-webhook-manager"],
     "cert-manager": ["cert-manager-controller", "cert-manager-webhook", "cert-manager-cainjector"],
     "kserve-resources": ["kserve-manager"],

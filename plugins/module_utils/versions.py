@@ -69,6 +69,28 @@ CHARTS = {
     ],
 }
 
+# The default StorageClass the collection installs (storage.backend in config.yml; plugins/module_utils/storage.py
+# resolves it). Not a service: one chart per backend, under the component "storage" in docs and checks (all_charts).
+# local-path-provisioner publishes no Helm repository or OCI chart: its chart is the folder
+# deploy/chart/local-path-provisioner of the git tag v0.0.37, so it is installed from storage.chart (a local copy or
+# the site's own repository) or the air-gap mirror.
+STORAGE_CHARTS = {
+    "local-path": {"name": "local-path-provisioner", "version": "0.0.37", "app_version": "v0.0.37",
+                   "git": "https://github.com/rancher/local-path-provisioner (deploy/chart/local-path-provisioner)",
+                   "namespace": "local-path-storage"},
+    "nfs": {"name": "csi-driver-nfs", "version": "4.13.4", "app_version": "4.13.4",
+            "repo_url": "https://raw.githubusercontent.com/kubernetes-csi/csi-driver-nfs/master/charts",
+            "namespace": "kube-system"},
+}
+
+
+def all_charts():
+    """component -> charts, the services' CHARTS and the storage backends' (component "storage")."""
+    out = dict(CHARTS)
+    out["storage"] = list(STORAGE_CHARTS.values())
+    return out
+
+
 # KServe charts installed only when services.kserve.llmisvc is true (LLMInferenceService).
 LLMISVC_CHARTS = ("kserve-llmisvc-crd", "kserve-llmisvc-resources")
 
@@ -152,6 +174,19 @@ CHART_IMAGES = {
         "kserve/storage-initializer:v0.20.0",
     ],
     "kserve-runtime-configs": [],
+    # its helper pods' image (docker.io/library/busybox:latest) is a flag (--helper-image) and a ConfigMap, not an
+    # image field; the storage role points both at the air-gap registry with the provisioner image.
+    "local-path-provisioner": [
+        "docker.io/rancher/local-path-provisioner:v0.0.37",
+    ],
+    "csi-driver-nfs": [
+        "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.17.0",
+        "registry.k8s.io/sig-storage/csi-provisioner:v6.3.0",
+        "registry.k8s.io/sig-storage/csi-resizer:v2.2.0",
+        "registry.k8s.io/sig-storage/csi-snapshotter:v8.6.0",
+        "registry.k8s.io/sig-storage/livenessprobe:v2.19.0",
+        "registry.k8s.io/sig-storage/nfsplugin:v4.13.4",
+    ],
 }
 
 
@@ -160,18 +195,35 @@ def _source_of(chart):
     return "oci" if chart.get("oci_ref") else "repo"
 
 
-def resolve_chart(component, chart, service=None, airgap=None):
+def resolve_storage_chart(backend, storage=None, airgap=None):
+    """The chart of a storage backend resolved like a service's main chart (``storage.chart``/``version``
+    overrides, then the air-gap mirror, then the matrix); None when the matrix has no published source for it
+    and neither override nor mirror gives one (local-path: the caller reports it)."""
+    storage = storage or {}
+    chart = STORAGE_CHARTS[backend]
+    if not (storage.get("chart") or (airgap or {}).get("enabled") and (airgap or {}).get("chart_mirror")
+            or chart.get("repo_url") or chart.get("oci_ref")):
+        return None
+    version = storage.get("version") or chart["version"]
+    entry = dict(chart, version=version)
+    service = {"chart": storage.get("chart"), "namespace": storage.get("namespace")}
+    return resolve_chart("storage", entry, service, airgap, main=True)
+
+
+def resolve_chart(component, chart, service=None, airgap=None, main=None):
     """Resolve one chart of a component to {name, version, source, ref, repo_url, namespace}.
 
     ``ref`` is what ``kubernetes.core.helm``'s ``chart_ref`` takes: an ``oci://`` reference, a
     local path, or the chart name (with ``repo_url`` given separately as ``chart_repo_url``).
     Precedence: the service's own ``chart``/``version`` in config.yml, then the air-gap mirror,
     then the matrix. A service-level ``chart`` override applies to its first (main) chart only
-    when the component installs several charts, unless it is a local directory of charts.
+    when the component installs several charts, unless it is a local directory of charts. ``main`` says
+    whether ``chart`` is that main chart (default: looked up in CHARTS).
     """
     service = service or {}
     airgap = airgap or {}
-    version = service.get("version") if chart is _main_chart(component) else None
+    main = (chart is _main_chart(component)) if main is None else main
+    version = service.get("version") if main else None
     version = version or chart["version"]
     override = service.get("chart") or {}
     resolved = {
@@ -180,7 +232,7 @@ def resolve_chart(component, chart, service=None, airgap=None):
         "namespace": service.get("namespace") or chart["namespace"],
         "repo_url": None,
     }
-    if override and chart is _main_chart(component):
+    if override and main:
         source = override.get("source") or ("local" if override.get("path") else
                                             "oci" if override.get("oci_ref") else "repo")
         if source == "local":

@@ -13,7 +13,7 @@ _SPEC.loader.exec_module(versions_check)
 
 
 def _charts(tmp_path, bump=None):
-    for charts in versions.CHARTS.values():
+    for charts in versions.all_charts().values():
         for chart in charts:
             meta = {"name": chart["name"], "version": chart["version"], "appVersion": chart["app_version"]}
             if chart["name"] == bump:
