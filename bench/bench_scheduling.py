@@ -110,7 +110,7 @@ def main():
           "Volcano Queues)" % (args.teams, len(tenancy.flavor_pools(plan)), count))
     print("%-44s %7.3f s" % ("render (in-process, median)", statistics.median(renders)))
     skip = () if args.with_install else ("--skip-tags", "kueue_install,volcano_install")
-    extra = {"kueue_label_pool_nodes": "false"}  # the two bench pools have no lab nodes
+    extra = {}  # scheduling.yml labels no nodes (the GPU layer owns gpufleet.io/pool); the bench pools have none
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.yml")
         with open(path, "w") as handle:
