@@ -709,6 +709,46 @@ SCHEMA = {
             },
             description="Platform components. Each has `enabled`, an optional pinned `version` and `chart` source.",
         ),
+        "storage": _obj(
+            {
+                "backend": {"type": "string", "description": "The StorageClass the collection installs: local-path "
+                            "(local-path-provisioner: a directory on the node that runs the pod; single-node and lab "
+                            "use) or nfs (csi-driver-nfs: a directory per volume on an existing NFS export; shared). "
+                            "Omit to install none (with storage.existing)."},
+                "existing": _str("Adopt this StorageClass the site already has: the platform's PVCs (monitoring, "
+                                 "model caches) use it. It must exist; the collection does not change it.",
+                                 pattern=DNS_SUBDOMAIN, maxLength=253),
+                "class_name": _str("Name of the installed StorageClass (default: local-path, or nfs-csi for nfs).",
+                                   pattern=DNS_SUBDOMAIN, maxLength=253),
+                "default": _bool("Make the installed StorageClass the cluster's default (PVCs without "
+                                 "storageClassName get it). Only one default: false when storage.existing is set.",
+                                 True),
+                "reclaim_policy": _enum("What happens to a volume when its PVC is deleted.", ("Delete", "Retain"),
+                                        "Delete"),
+                "namespace": _str("Namespace of the provisioner (default: local-path-storage; kube-system for nfs).",
+                                  pattern=DNS_LABEL),
+                "version": _str("Chart version; omit to use the pinned version matrix.", pattern=CHART_VERSION),
+                "chart": CHART,
+                "values": {"type": "object", "description": "Free-form Helm values merged last over the values the "
+                           "role computes (escape hatch)."},
+                "local_path": _obj(
+                    {"path": _str("Directory on each node under which volumes are created.", pattern=ABSOLUTE_PATH,
+                                  default="/opt/local-path-provisioner")},
+                    description="local-path settings.",
+                ),
+                "nfs": _obj(
+                    {
+                        "server": _str("NFS server: an IP address or a DNS hostname."),
+                        "path": _str("Exported directory on the server (absolute); each volume is a subdirectory."),
+                        "mount_options": {"type": "array", "items": {"type": "string", "minLength": 1},
+                                          "default": ["nfsvers=4.1"], "description": "NFS mount options."},
+                    },
+                    description="nfs settings (required with backend nfs).",
+                ),
+            },
+            description="The default StorageClass for the platform's PersistentVolumeClaims: installed (local-path, "
+                        "nfs) or adopted (existing). Omit the section to leave storage as the cluster has it.",
+        ),
         "airgap": _obj(
             {
                 "enabled": _bool("Air-gapped site: charts and images come from local mirrors.", False),
