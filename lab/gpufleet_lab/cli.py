@@ -41,6 +41,9 @@ def core_api(user="admin"):
     path = settings.KUBECONFIG if user == "admin" else os.path.join(control_plane.KUBECONFIGS, user + ".conf")
     config.load_kube_config(config_file=path, client_configuration=cfg)
     cfg.connection_pool_maxsize = 32
+    # a loaded API server answers a list it cannot serve from its cache yet with 504 and Retry-After
+    # (ResourceVersionTooLarge): GETs retry it the way client-go does
+    cfg.client_go_retries = True
     return client.ApiClient(cfg)
 
 

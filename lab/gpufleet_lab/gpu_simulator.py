@@ -558,6 +558,7 @@ def main(argv=None):
     from kubernetes import client, config
     cfg = client.Configuration()
     config.load_kube_config(config_file=args.kubeconfig, client_configuration=cfg)
+    cfg.client_go_retries = True  # GETs retry a 504/429 with Retry-After, as client-go does (cli.core_api)
     api = client.ApiClient(cfg)
     try:
         safety_check(api, args.kubeconfig, args.lab_id)
