@@ -3,9 +3,10 @@
 Each test renders an example from examples/ with examples/render.py (the way a team fills it from config.yml),
 submits it to the lab's real API server and asserts what the team relies on: the quota holds, borrowing stops
 at the lender's lending limit, a higher-priority job preempts where the config says so, a MIG-slice job lands
-on the MIG pool, a time-sliced node takes replicas x GPUs shares and not one more, a gang starts whole or not
-at all. The GPUs are the lab's simulated ones (KWOK nodes with the capacity the GPU layer gives them); the
-admission, preemption and gang decisions are the real controllers'.
+on the MIG pool, a time-sliced node takes replicas x GPUs shares and not one more, a gang (Volcano's, or a
+multi-pod Job admitted by Kueue) starts whole or not at all. The GPUs are the lab's simulated ones (KWOK
+nodes with the capacity the GPU layer gives them); the admission, preemption and gang decisions are the real
+controllers'.
 """
 import copy
 import os
@@ -182,6 +183,39 @@ def test_quota_held(lab, journeys):
         # the admitted ones run on the pool's nodes (the flavor's node labels)
         pods = wait_for(lambda: [p for p in lab.core.list_namespaced_pod(ns).items if p.spec.node_name],
                         timeout=60, what="pods of the admitted jobs bound")
+        assert {p.spec.node_name for p in pods} <= {"lab-a100-1", "lab-a100-2"}
+    finally:
+        _drain(lab, ns)
+
+
+def _job_pods(lab, ns, job):
+    return lab.core.list_namespaced_pod(ns, label_selector="batch.kubernetes.io/job-name=%s" % job).items
+
+
+def test_kueue_gang_starts_whole_or_waits_whole(lab, journeys):
+    """The kueue-gang example (an Indexed Job of 2 pods x 1 GPU) in the team whose quota is 2 and that may not
+    borrow, while one GPU of that quota is taken by another job: Kueue admits the Job as one workload, so it
+    waits whole -- suspended, not one pod created on the free GPU -- and once the other job is gone it is
+    admitted and both pods start together on the A100 pool."""
+    ns = journeys["team"]["held"]
+    try:
+        _submit(lab, _manifest(journeys, "gpu-job", ns, "--pool", "a100"), name="holder")
+        _settled(lab, ns, 1, 1)
+        _submit(lab, _manifest(journeys, "kueue-gang", ns, "--pool", "a100", "--replicas", "2", "--gpus", "1"),
+                name="gang")
+        wls = _settled(lab, ns, 2, 1)
+        assert not _admitted(wls["gang"]), wls["gang"].get("status")
+        reserved = _cond(wls["gang"], "QuotaReserved")
+        assert reserved and reserved["status"] == "False" and "insufficient" in reserved["message"], reserved
+        assert client.BatchV1Api(lab.api_client).read_namespaced_job("gang", ns).spec.suspend is True
+        assert _job_pods(lab, ns, "gang") == []  # not one pod on the one free GPU
+        client.BatchV1Api(lab.api_client).delete_namespaced_job("holder", ns, propagation_policy="Background")
+        wait_for(lambda: _admitted(_workloads(lab, ns).get("gang") or {}), timeout=120, what="the gang admitted")
+
+        def both_bound():
+            bound = [p for p in _job_pods(lab, ns, "gang") if p.spec.node_name]
+            return bound if len(bound) == 2 else None
+        pods = wait_for(both_bound, timeout=120, what="both pods of the gang bound")
         assert {p.spec.node_name for p in pods} <= {"lab-a100-1", "lab-a100-2"}
     finally:
         _drain(lab, ns)

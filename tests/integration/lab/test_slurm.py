@@ -80,10 +80,20 @@ def _run(config, vault, **kwargs):
     return ansible_playbook(PLAYBOOK, "-e", "@%s" % vault, config=config, **kwargs)
 
 
+def _elsewhere():
+    """Namespaces other than NS holding a Slinky release (a lab converged with site.yml has them in `slinky`).
+
+    The Slinky CRDs are cluster-wide templates of slurm-operator-crds, so Helm lets one release own them: the
+    test's install in NS needs the lab's own Slurm releases gone first."""
+    listed = _helm("list", "--all-namespaces", "--filter", "^(%s)$" % "|".join(RELEASES), "--output", "json")
+    return sorted({r["namespace"] for r in json.loads(listed.stdout or "[]")} - {NS})
+
+
 def _cleanup(lab):
     from kubernetes.client.rest import ApiException
-    for release in RELEASES:
-        _helm("uninstall", release, "--namespace", NS, "--wait")
+    for namespace in _elsewhere() + [NS]:
+        for release in RELEASES:
+            _helm("uninstall", release, "--namespace", namespace, "--wait")
     try:
         lab.core.delete_namespace(NS, grace_period_seconds=0)
     except ApiException as exc:
