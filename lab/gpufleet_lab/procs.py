@@ -236,6 +236,12 @@ def stop(name, timeout=15.0):
     return pid
 
 
+def names_run_dir(arg, run_dir):
+    """Whether a command-line argument (bytes) names a path in run_dir itself -- not in a sibling run dir that
+    merely starts with the same characters (``.../lab/run`` against a second lab's ``.../lab/run-b``)."""
+    return run_dir + b"/" in arg or arg == run_dir or arg.endswith(b"=" + run_dir)
+
+
 def orphans():
     """Lab processes of this run dir whose pid file is gone (e.g. removed under a running lab).
 
@@ -261,7 +267,7 @@ def orphans():
             if ours:
                 out.append((int(entry), cmd[0].decode(errors="replace")))
             continue
-        if ours and any(run_dir in arg for arg in cmd[1:]):
+        if ours and any(names_run_dir(arg, run_dir) for arg in cmd[1:]):
             out.append((int(entry), cmd[0].decode(errors="replace")))
     return out
 

@@ -289,3 +289,14 @@ def test_lab_up_stops_before_starting_etcd_when_a_real_chart_is_missing(tmp_path
     with pytest.raises(procs.LabError, match="volcano-1.15.1 is missing"):
         cli.start_control_plane_with_crds()
     assert not started
+
+
+def test_lab_down_takes_only_its_own_run_dirs_orphans():
+    """A second lab runs with GPUFLEET_LAB_RUN=.../run-b: `lab.py down` of the default lab (.../run) must not
+    take its etcd (--data-dir .../run-b/etcd) for an orphan of its own."""
+    run = b"/root/.cache/gpufleet/lab/run"
+    assert procs.names_run_dir(b"--data-dir=/root/.cache/gpufleet/lab/run/etcd", run)
+    assert procs.names_run_dir(b"/root/.cache/gpufleet/lab/run/kubeconfig", run)
+    assert procs.names_run_dir(b"--root=/root/.cache/gpufleet/lab/run", run)
+    assert not procs.names_run_dir(b"--data-dir=/root/.cache/gpufleet/lab/run-b/etcd", run)
+    assert not procs.names_run_dir(b"/root/.cache/gpufleet/lab/run-b/kubeconfig", run)
