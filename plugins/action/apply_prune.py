@@ -21,11 +21,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleAction, AnsibleActionFail
-from ansible.executor.module_common import get_action_args_with_defaults
-from ansible.plugins.action import ActionBase
+from ansible.errors import AnsibleActionFail
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import prune
+from ansible_collections.gpufleet.platform.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGS = {
     "component": {"type": "str", "required": True},
@@ -43,25 +42,13 @@ ARGS = {
 HIDDEN = ["metadata.managedFields", "status"]
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Apply objects server-side, then delete what the ownership labels find and config no longer declares."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
+    ARGS = ARGS
     _VALID_ARGS = frozenset(ARGS)
 
-    def run(self, tmp=None, task_vars=None):
-        task_vars = task_vars or {}
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        _validation, args = self.validate_argument_spec(argument_spec=ARGS)
-        try:
-            return self._run(args, task_vars, result)
-        except AnsibleAction as exc:
-            result.update(exc.result)
-            return result
-
-    def _run(self, args, task_vars, result):
+    def main(self, args, task_vars, result):
         problems = prune.bad_objects(args["objects"]) + prune.bad_objects(args["declared"]) \
             + prune.bad_kinds(args["kinds"])
         if args["max_deletions"] < 0:
@@ -143,11 +130,7 @@ class ActionModule(ActionBase):
     def _k8s(self, task_vars, fqcn, module_args, what):
         """Run a kubernetes.core module with the task's module_defaults for it (kubeconfig, context); fail naming
         what it was doing."""
-        module_args = get_action_args_with_defaults(fqcn, module_args, self._task.module_defaults, self._templar,
-                                                    action_groups=self._task._parent._play._action_groups)
-        omit = task_vars.get("omit")  # `default(omit)` in module_defaults: drop the key
-        module_args = dict((k, v) for k, v in module_args.items() if not (omit and v == omit))
-        out = self._execute_module(module_name=fqcn, module_args=module_args, task_vars=task_vars)
+        out = self.run_module(task_vars, fqcn, module_args)
         if out.get("failed"):
             raise AnsibleActionFail("%s: %s" % (what, out.get("msg", "failed")))
         return out

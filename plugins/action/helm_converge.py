@@ -19,12 +19,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleAction, AnsibleActionFail
-from ansible.executor.module_common import get_action_args_with_defaults
-from ansible.plugins.action import ActionBase
+from ansible.errors import AnsibleActionFail
 
 from ansible_collections.gpufleet.platform.plugins.filter.helm import helm_chart_crds
 from ansible_collections.gpufleet.platform.plugins.module_utils import helm_state
+from ansible_collections.gpufleet.platform.plugins.plugin_utils.controller_action import ControllerAction
 
 ARGS = {
     "chart": {"type": "dict", "required": True},
@@ -39,25 +38,13 @@ CHART_KEYS = ("name", "version", "source", "ref")
 RETURNED = ("changed", "failed", "msg", "command", "status", "stdout", "stderr", "diff", "warnings")
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Converge one Helm release: one read when it is up to date, else CRDs (on chart change) and install/upgrade."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
+    ARGS = ARGS
     _VALID_ARGS = frozenset(ARGS)
 
-    def run(self, tmp=None, task_vars=None):
-        task_vars = task_vars or {}
-        result = super(ActionModule, self).run(tmp, task_vars)
-        del tmp
-        _validation, args = self.validate_argument_spec(argument_spec=ARGS)
-        try:
-            return self._converge(args, task_vars, result)
-        except AnsibleAction as exc:
-            result.update(exc.result)
-            return result
-
-    def _converge(self, args, task_vars, result):
+    def main(self, args, task_vars, result):
         chart = args["chart"]
         missing = [k for k in CHART_KEYS if not chart.get(k)]
         if missing:
@@ -69,7 +56,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("release %s: no namespace (give namespace, or a chart with one)" % name)
         repo_url = chart.get("repo_url") if chart["source"] == "repo" else None
 
-        found = self._module(task_vars, "kubernetes.core.k8s_info", {
+        found = self.run_module(task_vars, "kubernetes.core.k8s_info", {
             "api_version": "v1", "kind": "Secret", "namespace": namespace,
             "label_selectors": helm_state.selector(name)})
         if found.get("failed"):
@@ -91,14 +78,14 @@ class ActionModule(ActionBase):
             if result.get("failed"):
                 return result
             if crds:
-                applied = self._module(task_vars, "kubernetes.core.k8s", {
+                applied = self.run_module(task_vars, "kubernetes.core.k8s", {
                     "state": "present", "apply": True, "definition": crds,
                     "server_side_apply": {"field_manager": "gpufleet", "force_conflicts": True}})
                 if applied.get("failed"):
                     return self._failed(result, applied, "applying the CRDs of %s %s" % (chart["name"], chart["version"]))
                 result["crds_changed"] = bool(applied.get("changed"))
 
-        helm = self._module(task_vars, "kubernetes.core.helm", _drop_none({
+        helm = self.run_module(task_vars, "kubernetes.core.helm", _drop_none({
             "name": name, "chart_ref": chart["ref"], "chart_repo_url": repo_url, "chart_version": chart["version"],
             "release_namespace": namespace, "create_namespace": True, "values": args["values"],
             "wait": args["wait"], "wait_timeout": args["timeout"], "skip_crds": False, "state": "present"}))
@@ -108,20 +95,12 @@ class ActionModule(ActionBase):
         result["changed"] = bool(helm.get("changed")) or bool(result.get("crds_changed"))
         return result
 
-    def _module(self, task_vars, fqcn, args):
-        """Run a kubernetes.core module with the task's module_defaults for it (kubeconfig, context)."""
-        args = get_action_args_with_defaults(fqcn, args, self._task.module_defaults, self._templar,
-                                             action_groups=self._task._parent._play._action_groups)
-        omit = task_vars.get("omit")  # `default(omit)` in module_defaults: drop the key, as a task would
-        args = dict((k, v) for k, v in args.items() if not (omit and v == omit))
-        return self._execute_module(module_name=fqcn, module_args=args, task_vars=task_vars)
-
     def _chart_crds(self, task_vars, chart, name, namespace, repo_url, values, result):
         """The crds/ CustomResourceDefinitions of the chart, rendered for real even in check mode."""
         check_mode = self._task.check_mode
         self._task.check_mode = False  # helm template renders only; it changes nothing
         try:
-            rendered = self._module(task_vars, "kubernetes.core.helm_template", _drop_none({
+            rendered = self.run_module(task_vars, "kubernetes.core.helm_template", _drop_none({
                 "chart_ref": chart["ref"], "chart_repo_url": repo_url,
                 "chart_version": chart["version"] if chart["source"] != "local" else None,
                 "include_crds": True, "release_name": name, "release_namespace": namespace, "values": values}))

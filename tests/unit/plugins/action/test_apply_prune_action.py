@@ -60,7 +60,7 @@ def _run(cluster, check=False, **args):
             "max_deletions": 10, "allow": False, "keep_hint": "services.kueue.prune: false",
             "field_manager": "gpufleet", "delete_wait": False, "delete_timeout": 120}
     full.update(args)
-    return module._run(full, {}, {})
+    return module.main(full, {}, {})
 
 
 def test_applies_then_deletes_what_is_no_longer_declared():
