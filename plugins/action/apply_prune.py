@@ -21,6 +21,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import prune
@@ -38,6 +40,8 @@ ARGS = {
     "field_manager": {"type": "str", "default": "gpufleet"},
     "delete_wait": {"type": "bool", "default": False},
     "delete_timeout": {"type": "int", "default": 120},
+    "webhook_retries": {"type": "int", "default": 5},
+    "webhook_retry_delay": {"type": "int", "default": 2},
 }
 HIDDEN = ["metadata.managedFields", "status"]
 
@@ -99,10 +103,7 @@ class ActionModule(ControllerAction):
             result["changed"] = bool(pending)
 
         if objects:
-            applied = self._k8s(task_vars, "kubernetes.core.k8s", {
-                "state": "present", "apply": True, "definition": objects,
-                "server_side_apply": {"field_manager": args["field_manager"]}},
-                "applying the objects of %s" % args["component"])
+            applied = self._apply(task_vars, objects, args)
             subs = (applied.get("result") or {}).get("results") if len(objects) > 1 else [applied]
             for obj, sub in zip(objects, subs or []):
                 if sub.get("changed"):
@@ -126,6 +127,22 @@ class ActionModule(ControllerAction):
                     "deleting what %s no longer declares" % args["component"])
         result["msg"] = _summary(args["component"], result, check)
         return result
+
+    def _apply(self, task_vars, objects, args):
+        """One server-side apply of the objects. A webhook whose informer has not yet seen an object created a
+        moment before in the same apply refuses the next one (Volcano: a child Queue whose parent it cannot
+        find yet): the apply, idempotent, is run again, at most ``webhook_retries`` times."""
+        module_args = {"state": "present", "apply": True, "definition": objects,
+                       "server_side_apply": {"field_manager": args["field_manager"]}}
+        what = "applying the objects of %s" % args["component"]
+        for attempt in range(args["webhook_retries"] + 1):
+            try:
+                return self._k8s(task_vars, "kubernetes.core.k8s", module_args, what)
+            except AnsibleActionFail as exc:
+                if attempt == args["webhook_retries"] or "admission webhook" not in str(exc):
+                    raise
+            time.sleep(args["webhook_retry_delay"])
+        return None  # not reached: the last attempt returns or raises
 
     def _k8s(self, task_vars, fqcn, module_args, what):
         """Run a kubernetes.core module with the task's module_defaults for it (kubeconfig, context); fail naming

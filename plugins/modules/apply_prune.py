@@ -79,6 +79,16 @@ options:
     description: Seconds to wait for each deleted object with O(delete_wait).
     type: int
     default: 120
+  webhook_retries:
+    description:
+      - How many times the apply is run again when an admission webhook refuses it (a webhook whose cache has not
+        yet seen an object created a moment before in the same apply, such as Volcano's for a child Queue).
+    type: int
+    default: 5
+  webhook_retry_delay:
+    description: Seconds between those runs.
+    type: int
+    default: 2
 attributes:
   check_mode:
     support: full

@@ -8,6 +8,7 @@ built (lab/gpufleet_lab/controllers.py); until then its chart is the lab's STAND
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -71,11 +72,32 @@ def _cleanup(lab, cluster):
             lab.custom.delete_namespaced_custom_object(group, version, obj["metadata"]["namespace"], plural,
                                                        obj["metadata"]["name"])
     for plural, group, version in (("clusterqueues", *KUEUE), ("workloadpriorityclasses", *KUEUE),
-                                   ("resourceflavors", *KUEUE), ("queues", *VOLCANO)):
+                                   ("resourceflavors", *KUEUE)):
         for obj in lab.custom.list_cluster_custom_object(group, version, plural, label_selector=selector)["items"]:
             lab.custom.delete_cluster_custom_object(group, version, plural, obj["metadata"]["name"])
+    _delete_volcano_queues(lab, selector)
     for ns in lab.core.list_namespace(label_selector=selector).items:
         lab.core.delete_namespace(ns.metadata.name)
+
+
+def _delete_volcano_queues(lab, selector, timeout=60):
+    """Volcano's webhook refuses to delete a parent Queue while it still sees a child: delete what it allows,
+    again, until none is left."""
+    from kubernetes.client.rest import ApiException
+    deadline = time.time() + timeout
+    while True:
+        left = lab.custom.list_cluster_custom_object(*VOLCANO, "queues", label_selector=selector)["items"]
+        if not left:
+            return
+        for obj in left:
+            try:
+                lab.custom.delete_cluster_custom_object(*VOLCANO, "queues", obj["metadata"]["name"])
+            except ApiException as exc:
+                if exc.status == 404 or (exc.status == 400 and "child queue" in str(exc.body)):
+                    continue
+                raise
+        assert time.time() < deadline, "Volcano queues left: %s" % [o["metadata"]["name"] for o in left]
+        time.sleep(1)
 
 
 def _list(lab, group, version, plural, cluster):

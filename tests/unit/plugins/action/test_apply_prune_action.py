@@ -58,7 +58,8 @@ def _run(cluster, check=False, **args):
     module._k8s = cluster
     full = {"component": "kueue", "objects": WANT, "declared": [], "kinds": KINDS, "prune": True,
             "max_deletions": 10, "allow": False, "keep_hint": "services.kueue.prune: false",
-            "field_manager": "gpufleet", "delete_wait": False, "delete_timeout": 120}
+            "field_manager": "gpufleet", "delete_wait": False, "delete_timeout": 120,
+            "webhook_retries": 2, "webhook_retry_delay": 0}
     full.update(args)
     return module.main(full, {}, {})
 
@@ -135,3 +136,38 @@ def test_bad_input_is_named(args, msg):
     with pytest.raises(action.AnsibleActionFail) as failed:
         _run(Cluster(), **args)
     assert failed.value.message == msg
+
+
+class LaggingWebhook(Cluster):
+    """The first ``refusals`` applies are refused the way Volcano's webhook refuses a child Queue whose parent
+    its cache has not seen yet."""
+
+    def __init__(self, refusals, message="admission webhook \"validatequeue.volcano.sh\" denied the request"):
+        super().__init__()
+        self.refusals, self.message = refusals, message
+
+    def __call__(self, task_vars, fqcn, args, what):
+        if fqcn.endswith(".k8s") and args.get("state") == "present" and self.refusals:
+            self.refusals -= 1
+            self.calls.append(("k8s", "refused"))
+            raise action.AnsibleActionFail("%s: %s" % (what, self.message))
+        return super().__call__(task_vars, fqcn, args, what)
+
+
+def test_an_apply_refused_by_a_lagging_webhook_is_run_again():
+    cluster = LaggingWebhook(2)
+    result = _run(cluster)
+    assert not result.get("failed")
+    assert [c for c in cluster.calls if c[0] == "k8s"] == [("k8s", "refused"), ("k8s", "refused"), ("k8s", "present")]
+
+
+def test_a_webhook_that_keeps_refusing_fails_after_the_retries():
+    with pytest.raises(action.AnsibleActionFail, match="applying the objects of kueue: admission webhook"):
+        _run(LaggingWebhook(3))
+
+
+def test_any_other_apply_failure_is_not_retried():
+    cluster = LaggingWebhook(1, message="the server could not find the requested resource")
+    with pytest.raises(action.AnsibleActionFail, match="could not find"):
+        _run(cluster)
+    assert [c for c in cluster.calls if c[0] == "k8s"] == [("k8s", "refused")]
