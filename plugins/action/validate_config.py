@@ -14,7 +14,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_derive, config_issues, config_plan, config_rules, storage
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_derive, config_issues, config_plan, config_rules
 from ansible_collections.gpufleet.platform.plugins.plugin_utils import config_loader
 
 display = Display()
@@ -51,18 +51,12 @@ class ActionModule(ActionBase):
                 return result
         config = config_derive.to_plain(config)
         secret_values = self._secret_values(config, task_vars) if args["check_secrets"] else None
-        plan = None
-        problems = storage.issues(config)  # the storage section's rules (plugins/module_utils/storage.py)
         try:
             plan = config_plan.validate(config, secret_values=secret_values)
         except config_issues.ConfigValidationError as exc:
-            problems = list(exc.issues) + problems
-        if problems:
-            exc = config_issues.ConfigValidationError(problems)
             result.update(failed=True, msg="%s\n(source: %s)" % (to_native(exc), source),
                           issues=[str(issue) for issue in exc.issues[:config_issues.MAX_REPORTED]])
             return result
-        plan["storage"] = storage.plan(config)
         for warning in plan["warnings"]:
             display.warning("config.yml: %s" % warning)
         result["ansible_facts"] = {"gpufleet_plan": plan}

@@ -18,7 +18,7 @@ import copy
 import os
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, config_schema, gpu_catalog, mlflow_registry
-from ansible_collections.gpufleet.platform.plugins.module_utils import serving, versions
+from ansible_collections.gpufleet.platform.plugins.module_utils import serving, storage, versions
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_derive import apply_defaults, derive, mig_enabled
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues import ConfigValidationError
 
@@ -170,6 +170,7 @@ def build_plan(config, derived=None, warnings=()):
         "services": services,
         "airgap": config.get("airgap", {"enabled": False}),
         "secrets": config.get("secrets", {}),
+        "storage": storage.plan(config),
         "kubespray": kubespray_vars(cluster),
         "versions": {"kubespray": versions.KUBESPRAY_VERSION, "kubernetes": cluster["kubernetes_version"],
                      "helm": versions.HELM_VERSION},

@@ -19,7 +19,7 @@ import re
 from urllib.parse import urlparse
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import access, config_schema, quantity, semver, serving, tenancy
-from ansible_collections.gpufleet.platform.plugins.module_utils import versions
+from ansible_collections.gpufleet.platform.plugins.module_utils import storage, versions
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_derive import (
     apply_defaults, as_dict, as_list, config_pools, config_services, derive, dict_entries, indexed, mig_enabled,
     schema_clean, service_enabled)
@@ -992,7 +992,12 @@ def rule_airgap(config, derived, secret_values):
                 yield ConfigIssue("airgap.%s" % key, "is required when airgap.enabled is true")
 
 
-RULES = (rule_cluster, rule_nodes, rule_pools, rule_teams, rule_services, rule_secrets, rule_airgap)
+def rule_storage(config, derived, secret_values):
+    """The storage: section (plugins/module_utils/storage.py)."""
+    return storage.issues(config)
+
+
+RULES = (rule_cluster, rule_nodes, rule_pools, rule_teams, rule_services, rule_secrets, rule_airgap, rule_storage)
 
 
 def run_rules(config, derived, secret_values=None):

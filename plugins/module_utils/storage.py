@@ -17,6 +17,7 @@ import ipaddress
 import re
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import versions
+from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues import ConfigIssue
 
 BACKENDS = ("local-path", "nfs")
 CLASS_NAMES = {"local-path": "local-path", "nfs": "nfs-csi"}
@@ -26,22 +27,9 @@ NFS_MOUNT_OPTIONS = ["nfsvers=4.1"]
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$")
 
 
-class StorageIssue(object):
-    """One problem in ``storage:`` (printed like config_rules' issues: key path, problem, the value)."""
-
-    def __init__(self, path, message, value=None, has_value=True):
-        self.path = path
-        self.message = message
-        self.value = value
-        self.has_value = has_value
-
-    def __str__(self):
-        if self.has_value:
-            return "%s: %s (got %r)" % (self.path, self.message, self.value)
-        return "%s: %s" % (self.path, self.message)
-
-    def __repr__(self):
-        return "StorageIssue(%r, %r)" % (self.path, self.message)
+def _issue(path, message, value=None, has_value=True):
+    """One problem in ``storage:``: config_issues.ConfigIssue, which every rule reports with."""
+    return ConfigIssue(path, message, value, has_value)
 
 
 def _server_ok(server):
@@ -67,7 +55,7 @@ def _export_problem(path):
 
 
 def issues(config):
-    """Every problem of ``config['storage']`` (a list of StorageIssue; empty when valid or absent).
+    """Every problem of ``config['storage']`` (a list of ConfigIssue; empty when valid or absent).
 
     Values of a wrong type are left to the schema, which reports them with their key path.
     """
@@ -78,46 +66,46 @@ def issues(config):
     backend = storage.get("backend")
     existing = storage.get("existing")
     if backend is None and existing is None:
-        out.append(StorageIssue("storage", "set storage.backend (%s) to install a StorageClass, or "
+        out.append(_issue("storage", "set storage.backend (%s) to install a StorageClass, or "
                                 "storage.existing: NAME to adopt one" % ", ".join(BACKENDS), has_value=False))
     if backend is not None and backend not in BACKENDS:
-        out.append(StorageIssue("storage.backend", "unknown storage backend; allowed: %s (or omit it and set "
+        out.append(_issue("storage.backend", "unknown storage backend; allowed: %s (or omit it and set "
                                 "storage.existing: NAME to adopt a class the site has)" % ", ".join(BACKENDS), backend))
         return out
     for key, needs in (("local_path", "local-path"), ("nfs", "nfs")):
         if key in storage and backend != needs:
-            out.append(StorageIssue("storage.%s" % key, "applies to storage.backend %s only (storage.backend is %s)"
+            out.append(_issue("storage.%s" % key, "applies to storage.backend %s only (storage.backend is %s)"
                                     % (needs, backend or "not set"), has_value=False))
     if backend == "nfs":
         nfs = storage.get("nfs")
         if not isinstance(nfs, dict):
-            out.append(StorageIssue("storage.nfs", "is required with storage.backend nfs: {server: ADDRESS or "
+            out.append(_issue("storage.nfs", "is required with storage.backend nfs: {server: ADDRESS or "
                                     "HOSTNAME, path: /EXPORT}", has_value=False))
         else:
             if "server" not in nfs:
-                out.append(StorageIssue("storage.nfs.server", "is required with storage.backend nfs (an IP address "
+                out.append(_issue("storage.nfs.server", "is required with storage.backend nfs (an IP address "
                                         "or a DNS hostname)", has_value=False))
             elif isinstance(nfs["server"], str) and not _server_ok(nfs["server"]):
-                out.append(StorageIssue("storage.nfs.server", "is not an IP address or a DNS hostname (letters, "
+                out.append(_issue("storage.nfs.server", "is not an IP address or a DNS hostname (letters, "
                                         "digits and '-', labels separated by '.', e.g. nfs.example.com or "
                                         "10.0.0.5)", nfs["server"]))
             path = nfs.get("path")
             if path is None or isinstance(path, str):
                 problem = _export_problem(path)
                 if problem:
-                    out.append(StorageIssue("storage.nfs.path", problem, path, has_value=path is not None))
+                    out.append(_issue("storage.nfs.path", problem, path, has_value=path is not None))
     if backend in BACKENDS and existing is not None and storage.get("default", True) is True:
-        out.append(StorageIssue(
+        out.append(_issue(
             "storage.default", "two default StorageClasses: storage.existing %r is the class the platform uses and "
             "storage.backend %s would install %r as the cluster default too; set storage.default: false (install it "
             "as a second, non-default class) or drop storage.existing"
             % (existing, backend, storage.get("class_name") or CLASS_NAMES[backend]), True))
     if backend in BACKENDS and existing is not None and existing == (storage.get("class_name") or CLASS_NAMES[backend]):
-        out.append(StorageIssue("storage.existing", "names the class storage.backend %s installs; adopt another "
+        out.append(_issue("storage.existing", "names the class storage.backend %s installs; adopt another "
                                 "class or drop storage.existing" % backend, existing))
     if backend == "local-path" and versions.resolve_storage_chart(backend, storage, config.get("airgap")) is None:
         chart = versions.STORAGE_CHARTS[backend]
-        out.append(StorageIssue(
+        out.append(_issue(
             "storage.chart", "is required for local-path without an air-gap mirror: upstream publishes %s %s in no "
             "Helm repository or OCI registry, only as a folder of %s at tag v%s; set storage.chart {source: local, "
             "path: that folder or its .tgz} (or a repository of your own), or airgap.chart_mirror"
