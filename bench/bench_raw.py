@@ -33,21 +33,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lab"))
 
 from gpufleet_lab import settings  # noqa: E402
+from bench_converge import CONFIG, LAB, env  # noqa: E402  (this folder: the same lab, config and environment)
 
-LAB = [sys.executable, os.path.join(ROOT, "lab", "lab.py")]
-CONFIG = os.path.join(ROOT, "inventories", "lab", "config.yml")
 OUT = os.path.join(ROOT, ".build", "bench", "raw")
 LABEL = "app.kubernetes.io/managed-by=gpufleet"
 MANAGER_PREFIX = "ansible"  # kubernetes.core's field manager (ansible-kubernetes-core / ansible-kubernetes)
 DROP_META = ("uid", "resourceVersion", "managedFields", "creationTimestamp", "generation", "selfLink",
              "ownerReferences", "finalizers", "deletionTimestamp", "deletionGracePeriodSeconds")
-
-
-def env():
-    out = dict(os.environ)
-    out.update(PATH=settings.BIN + os.pathsep + out.get("PATH", ""), ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"), ANSIBLE_NOCOLOR="1")
-    return out
 
 
 def kubeconfig():
