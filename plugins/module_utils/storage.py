@@ -66,29 +66,34 @@ def issues(config):
     backend = storage.get("backend")
     existing = storage.get("existing")
     if backend is None and existing is None:
-        out.append(_issue("storage", "set storage.backend (%s) to install a StorageClass, or "
-                                "storage.existing: NAME to adopt one" % ", ".join(BACKENDS), has_value=False))
+        out.append(_issue(
+            "storage", "set storage.backend (%s) to install a StorageClass, or storage.existing: NAME to adopt one"
+            % ", ".join(BACKENDS), has_value=False))
     if backend is not None and backend not in BACKENDS:
-        out.append(_issue("storage.backend", "unknown storage backend; allowed: %s (or omit it and set "
-                                "storage.existing: NAME to adopt a class the site has)" % ", ".join(BACKENDS), backend))
+        out.append(_issue(
+            "storage.backend", "unknown storage backend; allowed: %s (or omit it and set storage.existing: NAME to "
+            "adopt a class the site has)" % ", ".join(BACKENDS), backend))
         return out
     for key, needs in (("local_path", "local-path"), ("nfs", "nfs")):
         if key in storage and backend != needs:
-            out.append(_issue("storage.%s" % key, "applies to storage.backend %s only (storage.backend is %s)"
-                                    % (needs, backend or "not set"), has_value=False))
+            out.append(_issue(
+                "storage.%s" % key, "applies to storage.backend %s only (storage.backend is %s)"
+                % (needs, backend or "not set"), has_value=False))
     if backend == "nfs":
         nfs = storage.get("nfs")
         if not isinstance(nfs, dict):
-            out.append(_issue("storage.nfs", "is required with storage.backend nfs: {server: ADDRESS or "
-                                    "HOSTNAME, path: /EXPORT}", has_value=False))
+            out.append(_issue(
+                "storage.nfs", "is required with storage.backend nfs: {server: ADDRESS or HOSTNAME, path: /EXPORT}",
+                has_value=False))
         else:
             if "server" not in nfs:
-                out.append(_issue("storage.nfs.server", "is required with storage.backend nfs (an IP address "
-                                        "or a DNS hostname)", has_value=False))
+                out.append(_issue(
+                    "storage.nfs.server", "is required with storage.backend nfs (an IP address or a DNS hostname)",
+                    has_value=False))
             elif isinstance(nfs["server"], str) and not _server_ok(nfs["server"]):
-                out.append(_issue("storage.nfs.server", "is not an IP address or a DNS hostname (letters, "
-                                        "digits and '-', labels separated by '.', e.g. nfs.example.com or "
-                                        "10.0.0.5)", nfs["server"]))
+                out.append(_issue(
+                    "storage.nfs.server", "is not an IP address or a DNS hostname (letters, digits and '-', labels "
+                    "separated by '.', e.g. nfs.example.com or 10.0.0.5)", nfs["server"]))
             path = nfs.get("path")
             if path is None or isinstance(path, str):
                 problem = _export_problem(path)
@@ -101,8 +106,9 @@ def issues(config):
             "as a second, non-default class) or drop storage.existing"
             % (existing, backend, storage.get("class_name") or CLASS_NAMES[backend]), True))
     if backend in BACKENDS and existing is not None and existing == (storage.get("class_name") or CLASS_NAMES[backend]):
-        out.append(_issue("storage.existing", "names the class storage.backend %s installs; adopt another "
-                                "class or drop storage.existing" % backend, existing))
+        out.append(_issue(
+            "storage.existing", "names the class storage.backend %s installs; adopt another class or drop "
+            "storage.existing" % backend, existing))
     if backend == "local-path" and versions.resolve_storage_chart(backend, storage, config.get("airgap")) is None:
         chart = versions.STORAGE_CHARTS[backend]
         out.append(_issue(
