@@ -29,7 +29,7 @@ def _load(path):
 
 def render(config):
     return render_role_template("gpu_operator", "values.yml.j2", config, extra=lambda plan: {
-        "__gpu_operator_settings": gpu_layer.gpu_operator_settings(plan["pools"])})
+        "_gpu_operator_settings": gpu_layer.gpu_operator_settings(plan["pools"])})
 
 
 def paths(tree):
@@ -129,7 +129,7 @@ def test_dcgm_exporter_per_pod_attribution():
     config = _load(os.path.join(ROOT, "config.example.yml"))
     assert render(config)["dcgmExporter"]["env"] == [{"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"}]
     off = render_role_template("gpu_operator", "values.yml.j2", config, extra=lambda plan: {
-        "__gpu_operator_settings": gpu_layer.gpu_operator_settings(plan["pools"]),
+        "_gpu_operator_settings": gpu_layer.gpu_operator_settings(plan["pools"]),
         "gpu_operator_dcgm_pod_attribution": False})
     assert "env" not in off["dcgmExporter"]
 
