@@ -252,6 +252,10 @@ def slurm_values(plan, auth_secret, jwt_secret, db_secret=None, gres_conf=None,
         values["accounting"] = {"enabled": True, "storageConfig": storage}
         if uses_gpus:
             controller_conf["AccountingStorageTRES"] = ["gres/gpu"] + ["gres/gpu:%s" % t for t in gres_types(plan)]
+    if tenancy.monitoring_on(plan):
+        # slurmctld's /metrics/{jobs,nodes,partitions,scheduler}; slurm-operator creates the ServiceMonitor
+        # (the Slurm dashboard reads slurm_jobs_*, slurm_nodes_*, slurm_node_gpus_*)
+        values["controller"]["metrics"] = {"enabled": True, "serviceMonitor": {"enabled": True}}
     if dcgm and dcgm_job_mapping(plan):
         values["vendor"] = {"nvidia": {"dcgm": {"enabled": True, "jobMappingDir": DCGM_JOB_MAPPING_DIR}}}
     registry = _image_registry(plan)

@@ -347,7 +347,16 @@ def kueue_configuration(plan, wait_timeout="5m", block_admission=False):
         transformations = mig_transformations(plan)
         if transformations:
             config["resources"] = {"transformations": transformations}
+    if monitoring_on(plan):
+        # kueue_cluster_queue_resource_{reservation,usage} per ClusterQueue, flavor and resource (the queue dashboard)
+        config["metrics"] = dict(config["metrics"], enableClusterQueueResources=True)
     return config
+
+
+def monitoring_on(plan):
+    """Whether the platform runs Prometheus (services.monitoring): the component charts then switch their
+    metrics endpoints and ServiceMonitors on."""
+    return bool(((plan.get("services") or {}).get("monitoring") or {}).get("enabled"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,3 +31,43 @@ def ensure_gpu_layer(lab, ansible_playbook):
         result = ansible_playbook("playbooks/gpu.yml")
         assert result.rc == 0, result
         wait_for(ready, timeout=300, what="MIG slices on the H100 nodes and shares on the L40S nodes")
+
+
+def scrape(pid, port, token=None, path="/metrics", timeout=10):
+    """(status, body) of an HTTPS GET on 127.0.0.1:port inside the network namespace of pid: a controller the
+    lab's pod host runs (lab/gpufleet_lab/pod_host.py gives each played pod a namespace of its own), reached
+    the way Prometheus reaches its pod, with a bearer token when given. The certificate is the controller's
+    self-signed one (ServiceMonitors of these charts set insecureSkipVerify too)."""
+    import ssl
+    from gpufleet_lab import netns
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    sock = ctx.wrap_socket(netns.connect(pid, port, timeout=timeout))
+    auth = "Authorization: Bearer %s\r\n" % token if token else ""
+    sock.sendall(("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, auth)).encode())
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    head, _, body = data.decode("utf-8", "replace").partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def played_pid(namespace, deployment):
+    """pid of the controller process the lab's pod host runs for the first container of a Deployment's pod."""
+    import json
+    import os
+
+    from gpufleet_lab import settings
+
+    with open(os.path.join(settings.RUN, "pod-host.json")) as handle:
+        pods = json.load(handle)["pods"]
+    for key, pod in sorted(pods.items()):
+        if key.startswith("%s/%s/" % (namespace, deployment)) and pod.get("status") == "running":
+            return pod["pid"]
+    return None

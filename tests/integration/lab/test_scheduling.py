@@ -7,14 +7,16 @@ built (lab/gpufleet_lab/controllers.py); until then its chart is the lab's STAND
 """
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
 
 import pytest
 import yaml
+from kubernetes import client
 
-from playbook import LAB_CONFIG, ansible_playbook, lab_bin
+from playbook import LAB_CONFIG, ROOT, ansible_playbook, lab_bin
 
 SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(LAB_CONFIG), "..", "..", "..", "shared"))
 KUEUE = ("kueue.x-k8s.io", "v1beta2")
@@ -310,3 +312,77 @@ def test_bad_input_stops_before_any_change(lab, sched, tmp_path):
     cqs = {k[1]: v for k, v in _list(lab, *KUEUE, "clusterqueues", sched["cluster"]).items()}
     gpu = cqs[sched["teams"][2]]["spec"]["resourceGroups"][1]["flavors"]
     assert {f["name"]: f["resources"][0]["nominalQuota"] for f in gpu}["a100"] == "4"
+
+
+def _kueue_metric_names(dashboard):
+    """kueue_* series a dashboard queries (histograms by their base name)."""
+    with open(os.path.join(ROOT, "roles", "monitoring", "files", "dashboards", dashboard)) as handle:
+        names = set(re.findall(r"\bkueue_[a-z_]+", handle.read()))
+    return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+
+
+def test_kueue_metrics_are_served_to_prometheus_when_monitoring_is_on(lab, sched, tmp_path):
+    """With services.monitoring on, the Kueue release switches on the chart's ServiceMonitor and per-ClusterQueue
+    resource metrics; the real Kueue controller then serves the queue dashboard's gauges for this config's
+    ClusterQueues to a scraper holding a token that RBAC allows /metrics (what kube-prometheus-stack grants its
+    Prometheus), and refuses one without. The lab runs no Prometheus (kube-prometheus-stack is a STAND-IN there),
+    so the test scrapes the controller itself, inside the network namespace the lab gives its pod."""
+    from lab_helpers import played_pid, scrape, wait_for
+
+    config = json.loads(json.dumps(sched["config"]))
+    with open(LAB_CONFIG) as handle:
+        config["services"]["monitoring"] = yaml.safe_load(handle)["services"]["monitoring"]
+    result = ansible_playbook("playbooks/scheduling.yml", config=_write(tmp_path, config), timeout=900)
+    assert result.rc == 0, result
+    ns = "kueue-system"
+    monitors = lab.custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", ns, "servicemonitors")["items"]
+    monitor = next(m for m in monitors if m["metadata"]["name"] == "kueue-controller-manager-metrics-monitor")
+    assert [(e["port"], e["scheme"], e["path"]) for e in monitor["spec"]["endpoints"]] == [("https", "https", "/metrics")]
+    selected = lab.core.list_namespaced_service(ns, label_selector=",".join(
+        "%s=%s" % kv for kv in monitor["spec"]["selector"]["matchLabels"].items())).items
+    assert [s.metadata.name for s in selected] == ["kueue-controller-manager-metrics-service"]
+    assert any(p.name == "https" and p.port == 8443 for p in selected[0].spec.ports)
+
+    # the identity Prometheus scrapes with: a ServiceAccount allowed GET /metrics
+    name = "gpufleet-test-scraper-%s" % uuid.uuid4().hex[:4]
+    rbac = client.RbacAuthorizationV1Api(lab.api_client)
+    lab.core.create_namespaced_service_account("default", {"metadata": {"name": name}})
+    try:
+        rbac.create_cluster_role({"metadata": {"name": name}, "rules": [{"nonResourceURLs": ["/metrics"],
+                                                                         "verbs": ["get"]}]})
+        rbac.create_cluster_role_binding({
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "default"}]})
+        token = lab.core.create_namespaced_service_account_token(
+            name, "default", {"spec": {"expirationSeconds": 600}}).status.token
+        research = sched["teams"][0]
+
+        def served():
+            pid = played_pid(ns, "kueue-controller-manager")
+            if pid is None:
+                return None
+            try:
+                status, body = scrape(pid, 8443, token)
+            except OSError:  # the rolled pod's controller is still starting
+                return None
+            # enableClusterQueueResources (the new configuration) is what adds the reservation gauge
+            wanted = 'kueue_cluster_queue_resource_reservation{cluster_queue="%s"' % research
+            return (pid, body) if status == 200 and wanted in body else None
+
+        pid, body = wait_for(served, timeout=240, interval=3, what="the Kueue controller serving the new metrics")
+        series = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line.startswith("kueue_")}
+        # the gauges Kueue reports for every ClusterQueue (kueue_admitted_active_workloads and the counters and
+        # histograms appear with the first admission)
+        gauges = {"kueue_cluster_queue_status", "kueue_pending_workloads", "kueue_cluster_queue_resource_pending"}
+        assert gauges <= _kueue_metric_names("queues.json"), "the queue dashboard reads these"
+        assert gauges <= series, sorted(gauges - series)
+        assert 'kueue_pending_workloads{cluster_queue="%s"' % research in body
+        assert scrape(pid, 8443)[0] == 401  # no token: refused
+    finally:
+        for delete in (lambda: rbac.delete_cluster_role_binding(name), lambda: rbac.delete_cluster_role(name),
+                       lambda: lab.core.delete_namespaced_service_account(name, "default")):
+            try:
+                delete()
+            except Exception:  # noqa: BLE001 - best-effort cleanup
+                pass

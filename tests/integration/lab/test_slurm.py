@@ -356,3 +356,23 @@ def test_the_real_operator_and_webhook_handle_the_charts_objects(lab, converged)
     with pytest.raises(ApiException) as info:
         lab.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "nodesets", "slurm-worker-a100", moved)
     assert "cannot change controllerRef" in info.value.body, info.value.body
+
+
+def test_the_real_operator_creates_the_slurmctld_servicemonitor(lab, converged):
+    """Monitoring is on in the lab config, so the Controller asks for slurmctld's metrics with a ServiceMonitor;
+    the real slurm-operator creates it, owned by the Controller, for the endpoints the Slurm dashboard reads.
+    Not shown here: a scrape (slurmctld's pod is KWOK's, no Slurm daemon runs in the lab, docs/lab.md)."""
+    def monitor():
+        items = lab.custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors")["items"]
+        return [m for m in items if any(o["kind"] == "Controller" for o in m["metadata"].get("ownerReferences", []))]
+
+    deadline, found = time.time() + 120, []
+    while time.time() < deadline and not found:
+        found = monitor()
+        time.sleep(0 if found else 2)
+    assert len(found) == 1, found
+    spec = found[0]["spec"]
+    assert found[0]["metadata"]["ownerReferences"][0]["name"] == "slurm"
+    assert sorted(e["path"] for e in spec["endpoints"]) == [
+        "/metrics/jobs", "/metrics/nodes", "/metrics/partitions", "/metrics/scheduler"]
+    assert spec["namespaceSelector"] == {"matchNames": [NS]}

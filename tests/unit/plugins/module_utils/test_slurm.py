@@ -137,8 +137,10 @@ def test_cluster_values(plan):
     assert values["clusterName"] == "slurm"
     assert values["slurmKey"] == {"create": False, "secretRef": {"name": "slurm-auth-slurm", "key": "slurm.key"}}
     assert values["jwtKey"] == {"create": False, "secretRef": {"name": "slurm-auth-jwt", "key": "jwt.key"}}
+    # monitoring is on in the example: slurmctld's metrics, and slurm-operator's ServiceMonitor for them
     assert values["controller"] == {"extraConfMap": {"GresTypes": ["gpu"]},
-                                    "persistence": {"enabled": True, "resources": {"requests": {"storage": "4Gi"}}}}
+                                    "persistence": {"enabled": True, "resources": {"requests": {"storage": "4Gi"}}},
+                                    "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}}
     assert sorted(values["nodesets"]) == ["h100", "mig"]
     assert sorted(values["partitions"]) == ["gpu", "slices"]
     assert values["partitions"]["gpu"]["configMap"]["Default"] == "YES"
@@ -159,6 +161,7 @@ def test_full_gpus_only_use_nvidia_autodetect_and_options():
     values = slurm.slurm_values(_plan(config), "a", "j")
     assert values["configFiles"] == {"gres.conf": "AutoDetect=nvidia\n"}
     assert "vendor" not in values and "loginsets" not in values
+    assert "metrics" not in values["controller"]  # no Prometheus to scrape them
     assert slurm.slurm_values(_plan(config), "a", "j", gres_conf="AutoDetect=off")["configFiles"] == {
         "gres.conf": "AutoDetect=off\n"}
     assert "vendor" not in slurm.slurm_values(_plan(_config()), "a", "j", dcgm=False)

@@ -109,6 +109,14 @@ def test_kueue_configuration(plan):
         {"input": "nvidia.com/mig-3g.40gb", "strategy": "Replace", "outputs": {"nvidia.com/gpu": "428m"}}]
 
 
+def test_kueue_configuration_metrics_follow_monitoring(plan):
+    plan["services"]["monitoring"] = {"enabled": True, "namespace": "monitoring"}
+    assert tenancy.kueue_configuration(plan)["metrics"] == {"bindAddress": ":8443", "enableClusterQueueResources": True}
+    plan["services"]["monitoring"]["enabled"] = False
+    assert tenancy.kueue_configuration(plan)["metrics"] == {"bindAddress": ":8443"}
+    assert tenancy._KUEUE_CONFIG_BASE["metrics"] == {"bindAddress": ":8443"}  # the shared base is not changed
+
+
 def test_count_mig_as_gpu_quotas_in_whole_gpus(example):
     example["services"]["kueue"]["count_mig_as_gpu"] = True
     with pytest.raises(ConfigValidationError, match=r'teams\[0\].quotas.h100-mig\["nvidia.com/mig-3g.40gb"\].*'
