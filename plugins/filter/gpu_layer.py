@@ -19,12 +19,14 @@ import json
 from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
+from ansible_collections.gpufleet.platform.plugins.module_utils import mig
+
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 MIG_STATE_LABEL = "nvidia.com/mig.config.state"
 DEVICE_PLUGIN_LABEL = "nvidia.com/device-plugin.config"
 SHARING_STRATEGY_LABEL = "nvidia.com/gpu.sharing-strategy"
 DRIVER_DEPLOY_LABEL = "nvidia.com/gpu.deploy.driver"
-ALL_DISABLED = "all-disabled"
+ALL_DISABLED = mig.ALL_DISABLED
 GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-")
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -128,16 +130,29 @@ def gpu_operator_settings(pools, labelled_nodes=None, driver_patches=False):
     }
 
 
-def mig_parted_document(plans, version="v1"):
-    """One mig-parted document from mig_layout results (one per MIG pool), plus the all-disabled config."""
-    configs = {ALL_DISABLED: [{"devices": "all", "mig-enabled": False}]}
-    for plan in plans or []:
-        doc = (plan or {}).get("mig_parted") or {}
-        for name, entries in sorted((doc.get("mig-configs") or {}).items()):
-            if name in configs and configs[name] != entries:
-                raise AnsibleFilterError("two MIG pools render different mig-parted configs named %r" % name)
-            configs[name] = entries
-    return {"version": version, "mig-configs": configs}
+def _mixed_model_pools(pools, hostvars):
+    """Pools with a node whose discovered GPU facts (gpu_facts, nodes.yml) list more than one GPU model."""
+    out = []
+    if not hostvars:
+        return out
+    for name, pool in sorted(pools.items()):
+        for node in pool.get("nodes") or []:
+            if node not in hostvars:
+                continue
+            facts = (hostvars[node].get("ansible_facts") or {}).get("gpufleet_gpu_facts") or {}
+            if len(facts.get("models") or {}) > 1:
+                out.append(name)
+                break
+    return out
+
+
+def mig_parted_document(pools, hostvars=None, device_filter=False):
+    """The mig-parted document of the plan's MIG pools (their validated layouts), plus the all-disabled config."""
+    pools = dict(_pools(pools))
+    try:
+        return mig.parted_document(pools, _mixed_model_pools(pools, hostvars), bool(device_filter))
+    except mig.MigLayoutError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 def _gpu_requests(pod):

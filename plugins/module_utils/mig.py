@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by this coll
 
 DISABLED = "disabled"
 MIG_PARTED_VERSION = "v1"
+ALL_DISABLED = "all-disabled"  # the GPU Operator's own name for "MIG off" (nvidia.com/mig.config)
 #: [MIG-UG]: before R510 a (4 memory, 4 compute) and a (4 memory, 3 compute) GI could not coexist.
 R510_4G_3G_GATE = 510
 
@@ -666,6 +667,27 @@ def plan_layout(model, layout, gpu_count=1, driver_version=None, config_name=Non
         "warnings": warnings,
         "assumed": list(model.assumed),
     }
+
+
+def parted_document(pools, mixed_model_pools=(), device_filter=False):
+    """The mig-parted document of the validated plan's pools (``gpufleet_plan.pools``): one config per MIG pool,
+    named ``mig.config_name``, from the per-GPU layout validation planned (``mig.layout_per_gpu``), plus
+    ``all-disabled``. Entries carry the model's PCI device IDs as ``device-filter`` when ``device_filter`` is
+    set or the pool is in ``mixed_model_pools`` (a node there reported more than one GPU model)."""
+    mixed = set(mixed_model_pools or ())
+    configs = {ALL_DISABLED: [{"devices": "all", "mig-enabled": False}]}
+    for name, pool in sorted((pools or {}).items()):
+        conf = pool.get("mig") or {}
+        if not conf.get("enabled"):
+            continue
+        if not conf.get("layout_per_gpu") or not pool.get("catalog"):
+            raise MigLayoutError("gpu_pools.%s: the plan has no MIG layout for this pool; validate config.yml again "
+                                 "(playbooks/validate.yml) with this collection version" % name)
+        entries = _entries(_model(pool["catalog"]["key"]), conf["layout_per_gpu"], device_filter or name in mixed)
+        if conf["config_name"] in configs and configs[conf["config_name"]] != entries:
+            raise MigLayoutError("two MIG pools render different mig-parted configs named %r" % conf["config_name"])
+        configs[conf["config_name"]] = entries
+    return {"version": MIG_PARTED_VERSION, "mig-configs": configs}
 
 
 def merge_plans(plans, config_name=None):

@@ -9,7 +9,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.gpufleet.platform.plugins.filter import gpu_layer as g
-from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan, mig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -69,15 +69,50 @@ def test_conflicting_versions_and_strategies_are_reported(plan):
     assert s["mig_strategies"] == ["mixed", "single"]
 
 
-def test_mig_parted_document_merges_and_adds_all_disabled():
-    entry = {"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}
-    plan_a = {"mig_parted": {"version": "v1", "mig-configs": {"gpufleet-a": [entry]}}}
-    doc = g.mig_parted_document([plan_a])
-    assert doc["version"] == "v1"
-    assert sorted(doc["mig-configs"]) == ["all-disabled", "gpufleet-a"]
-    bad = {"mig_parted": {"version": "v1", "mig-configs": {"gpufleet-a": []}}}
-    with pytest.raises(AnsibleFilterError):
-        g.mig_parted_document([plan_a, bad])
+def _old_document(plan, device_filter=False):
+    """What the role rendered before it read the plan: mig_layout (plan_layout) once per MIG pool, merged."""
+    configs = {"all-disabled": [{"devices": "all", "mig-enabled": False}]}
+    for pool in plan["pools"].values():
+        if pool["mig"]["enabled"]:
+            planned = mig.plan_layout(pool["catalog"]["key"], pool["mig"]["layout"], pool["gpus_per_node"],
+                                      (pool["driver"] or {}).get("version"), config_name=pool["mig"]["config_name"],
+                                      device_filter=device_filter)
+            configs.update(planned["mig_parted"]["mig-configs"])
+    return {"version": "v1", "mig-configs": configs}
+
+
+def test_mig_parted_document_from_the_plan_is_the_one_mig_layout_gave(plan):
+    doc = g.mig_parted_document(plan["pools"])
+    assert doc == _old_document(plan)
+    assert sorted(doc["mig-configs"]) == ["all-disabled"] + sorted(
+        p["mig"]["config_name"] for p in plan["pools"].values() if p["mig"]["enabled"])
+    assert g.mig_parted_document(plan["pools"], None, True) == _old_document(plan, device_filter=True)
+    assert g.mig_parted_document({}) == {"version": "v1", "mig-configs": {
+        "all-disabled": [{"devices": "all", "mig-enabled": False}]}}
+
+
+def test_mig_parted_document_filters_devices_where_discovery_found_mixed_models(plan):
+    pool = next(p for p in plan["pools"].values() if p["mig"]["enabled"])
+    node = pool["nodes"][0]
+    hostvars = {node: {"ansible_facts": {"gpufleet_gpu_facts": {"models": {"h100": 4, "a100": 4}}}},
+                "elsewhere": {}}
+    doc = g.mig_parted_document(plan["pools"], hostvars)
+    assert all("device-filter" in e for e in doc["mig-configs"][pool["mig"]["config_name"]])
+    others = [n for n, p in plan["pools"].items() if p["mig"]["enabled"] and p is not pool]
+    for name in others:
+        assert not any("device-filter" in e for e in doc["mig-configs"][plan["pools"][name]["mig"]["config_name"]])
+    one_model = {node: {"ansible_facts": {"gpufleet_gpu_facts": {"models": {"h100": 8}}}}}
+    assert g.mig_parted_document(plan["pools"], one_model) == _old_document(plan)
+
+
+def test_mig_parted_document_refuses_a_plan_without_layouts(plan):
+    pools = copy.deepcopy(plan["pools"])
+    name = next(n for n, p in pools.items() if p["mig"]["enabled"])
+    del pools[name]["mig"]["layout_per_gpu"]
+    with pytest.raises(AnsibleFilterError, match=r"gpu_pools.%s: the plan has no MIG layout" % name):
+        g.mig_parted_document(pools)
+    with pytest.raises(AnsibleFilterError, match="expected gpufleet_plan.pools"):
+        g.mig_parted_document([])
 
 
 def test_mig_selection(plan):
