@@ -11,7 +11,7 @@ spec: {template: {spec: {containers: [{image: "registry.k8s.io/kueue/kueue:v0.19
 
 
 def plan(**services):
-    base = {name: {"enabled": False} for name, _ in airgap.RELEASE_TASKS}
+    base = {name: {"enabled": False} for name, _tasks_from in airgap.RELEASE_TASKS}
     base.update(services)
     return {"cluster": {"name": "c"}, "services": base, "airgap": {"enabled": False}}
 
