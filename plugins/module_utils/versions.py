@@ -65,7 +65,7 @@ CHARTS = {
     # Kubeflow Trainer v2 (TrainJob, ClusterTrainingRuntime); the chart carries JobSet 0.12.0 (jobset.install) and
     # LWS 0.8.0 (only with dataCache.enabled, which the training role leaves off) as subcharts.
     "training": [
-        {"name": "kubeflow-trainer", "version": "2.3.0", "app_version": "v2.3.0",
+        {"name": "kubeflow-trainer", "version": "2.3.0", "app_version": None,  # no appVersion: images are v<version>
          "oci_ref": "oci://ghcr.io/kubeflow/charts/kubeflow-trainer", "namespace": "kubeflow-system"},
     ],
     "monitoring": [
