@@ -8,10 +8,12 @@ import subprocess
 
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import versions
+from ansible_collections.gpufleet.platform.plugins.module_utils import config_plan, versions
 from ansible_collections.gpufleet.platform.tests.unit.roles.role_contract import (
-    ROOT, SHARED, load_yaml, render_role_template, value_paths)
+    ROOT, SHARED, load_yaml, render_role_template, role_variables, value_paths)
 
 CHART = os.path.join(SHARED, "upstream", "charts", "kubeflow-trainer-2.3.0")
 HELM = shutil.which("helm") or os.path.expanduser("~/.cache/gpufleet/lab/v1.35.4/bin/helm")
@@ -129,3 +131,16 @@ def test_runtimes_and_team_defaults_from_the_mirror():
                        "gpufleet.io/cluster"]}}
     assert cm["data"] == {"default_runtime": "torch-distributed", "runtimes": "torch-distributed",
                           "local_queue": "default"}
+
+
+def _role_var(config, expression):
+    templar = Templar(loader=DataLoader(), variables=role_variables("training", config_plan.validate(config)))
+    return templar.template(expression)
+
+
+def test_verify_leaves_out_jobset_when_its_subchart_is_off():
+    config = _config()
+    assert _role_var(config, "{{ _training_deployments }}") == ["kubeflow-trainer-controller-manager",
+                                                                "jobset-controller"]
+    config["services"]["training"]["values"] = {"jobset": {"install": False}}
+    assert _role_var(config, "{{ _training_deployments }}") == ["kubeflow-trainer-controller-manager"]
