@@ -43,6 +43,8 @@ EXAMPLES = {
     "shared-gpu-job": ("shared-gpu-job/job.yaml", "shared", "kueue"),
     "kueue-gang": ("kueue-gang/job.yaml", "gpu", "kueue"),
     "volcano-gang": ("volcano-gang/vcjob.yaml", "gpu", "volcano"),
+    # a PyTorch distributed TrainJob (Kubeflow Trainer v2, services.training), REPLICAS nodes x GPUS, through Kueue
+    "trainjob": ("trainjob/trainjob.yaml", "gpu", "kueue"),
     # a PVC on the platform's StorageClass and a Job that loads a model's weights into it (storage_uri: pvc://)
     "model-weights-pvc": ("model-weights-pvc/loader.yaml", "weights", None),
 }
@@ -98,8 +100,27 @@ def _weights(config, storage, team, name, image, model, size, claim, model_dir):
             "IMAGE": image or LOADER_IMAGE}
 
 
+def _training(services, team, runtime, image, plan_airgap):
+    """(runtime, image) of the trainjob example: the runtime config installs (--runtime, else the team's default,
+    else the first of services.training.runtimes) and its pinned image unless --image."""
+    training = services.get("training") or {}
+    if not training.get("enabled"):
+        raise ExampleError("services.training.enabled: Kubeflow Trainer is off; set it to true to submit a TrainJob")
+    installed = training.get("runtimes") or []
+    runtime = runtime or (team.get("training") or {}).get("default_runtime") or (installed[:1] or [None])[0]
+    if runtime not in installed:
+        raise ExampleError("services.training.runtimes: runtime %r is not installed (installed: %s); add it there or "
+                           "pick one with --runtime" % (runtime, ", ".join(installed) or "none"))
+    if image:
+        return runtime, image
+    image = training["runtime_images"][runtime]
+    registry = (plan_airgap or {}).get("image_registry") if (plan_airgap or {}).get("enabled") else None
+    # from the air-gap registry, as the training role applies the runtime's image (its registry part replaced)
+    return runtime, ("%s/%s" % (registry, image.split("/", 1)[1]) if registry else image)
+
+
 def render(config, example, team_name, pool=None, gpus=1, replicas=2, profile=None, name=None, image=None,
-           model=None, size=None, claim=None, model_dir=None):
+           model=None, size=None, claim=None, model_dir=None, runtime=None):
     """The manifest text of ``example`` for ``team_name``; raise ExampleError naming the config key to fix."""
     config_issues, config_plan, tenancy, storage = _import_collection()
     if example not in EXAMPLES:
@@ -141,7 +162,7 @@ def render(config, example, team_name, pool=None, gpus=1, replicas=2, profile=No
     if via == "kueue":
         if not services.get("kueue", {}).get("enabled"):
             raise ExampleError("services.kueue.enabled: Kueue is off; set it to true to submit to a LocalQueue")
-        asked = gpus * (replicas if example == "kueue-gang" else 1)
+        asked = gpus * (replicas if example in ("kueue-gang", "trainjob") else 1)
         quota = _quota(team, pool, resource)
         if quota is None:
             raise ExampleError('teams[%d].quotas.%s["%s"]: team %s has no quota for it in pool %s; add it to '
@@ -152,7 +173,10 @@ def render(config, example, team_name, pool=None, gpus=1, replicas=2, profile=No
                                % (index, pool, resource, asked, quota))
     elif not services.get("volcano", {}).get("enabled"):
         raise ExampleError("services.volcano.enabled: Volcano is off; set it to true to submit a Volcano job")
+    if example == "trainjob":
+        runtime, image = _training(services, team, runtime, image, plan.get("airgap"))
     values = {
+        "RUNTIME": runtime or "",
         "NAME": name or example, "NAMESPACE": team["namespace"], "QUEUE": tenancy.LOCAL_QUEUE,
         "VOLCANO_QUEUE": team["name"], "POOL": pool, "RESOURCE": resource, "GPUS": str(gpus),
         "REPLICAS": str(replicas), "IMAGE": image or DEFAULT_IMAGE,
@@ -174,6 +198,8 @@ def main(argv=None):
     parser.add_argument("--name", help="name prefix of the job")
     parser.add_argument("--image", help="container image (default %s; model-weights-pvc: %s)"
                         % (DEFAULT_IMAGE, LOADER_IMAGE))
+    parser.add_argument("--runtime", help="trainjob: ClusterTrainingRuntime (default: the team's "
+                        "teams[].training.default_runtime, else the first of services.training.runtimes)")
     parser.add_argument("--model", help="model-weights-pvc: Hugging Face repository (default %s)" % DEFAULT_MODEL)
     parser.add_argument("--size", help="model-weights-pvc: claim size (default 20Gi)")
     parser.add_argument("--claim", help="model-weights-pvc: claim name (default model-weights)")
@@ -192,7 +218,7 @@ def main(argv=None):
     try:
         text = render(config, args.example, args.team, pool=args.pool, gpus=args.gpus, replicas=args.replicas,
                       profile=args.profile, name=args.name, image=args.image, model=args.model, size=args.size,
-                      claim=args.claim, model_dir=args.model_dir)
+                      claim=args.claim, model_dir=args.model_dir, runtime=args.runtime)
     except ExampleError as exc:
         print("render.py: %s" % exc, file=sys.stderr)
         return 2

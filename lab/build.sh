@@ -16,6 +16,10 @@
 # Controllers -> $CACHE/controllers/bin (ctrl_bin; independent of KUBE_VERSION):
 #   kueue            kueue                                   sigs.k8s.io/kueue/cmd/kueue (go install)
 #   local-path-provisioner  local-path-provisioner           github.com/rancher/local-path-provisioner (go install)
+#   trainer          trainer-controller-manager              github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager
+#                                                            (go install; no replace in its go.mod)
+#   jobset           jobset                                  source extract (the proxy refuses sigs.k8s.io/jobset's
+#                                                            version list); its main package is the module root
 #   cert-manager     cert-manager-{controller,webhook,cainjector}
 #                    cmd/ modules from the source extract (they are not on the Go module proxy), main
 #                    module from the proxy; github.com/Venafi/vcert/v5 (controller) from the extract
@@ -209,6 +213,23 @@ build_local_path_provisioner() {
   install_bins "$d" local-path-provisioner:local-path-provisioner
 }
 
+build_trainer() {
+  local d="$CTRL_SRC/trainer-v$TRAINER_VERSION"
+  mkdir -p "$d"
+  (cd "$d" && GOBIN="$d" go install -p "$JOBS" -trimpath -ldflags "-s -w" \
+      "github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager@v$TRAINER_VERSION")
+  install_bins "$d" trainer-controller-manager:trainer-controller-manager
+}
+
+build_jobset() {  # the main package is the module root: `go build .` names the binary after the module (jobset)
+  local d v=sigs.k8s.io/jobset/pkg/version
+  d="$(fresh_copy "$JOBSET_X")"
+  mkdir -p "$d/out"
+  (cd "$d" && "${GOBUILD[@]}" -ldflags "-s -w -X $v.GitVersion=v$JOBSET_VERSION -X $v.GitCommit=$JOBSET_COMMIT" \
+      -o "$d/out/jobset" .)
+  install_bins "$d/out" jobset:jobset
+}
+
 CM_MAINS=(cmd/controller:cert-manager-controller cmd/webhook:cert-manager-webhook cmd/cainjector:cert-manager-cainjector)
 VCERT_X="vcert-v$CERT_MANAGER_VCERT_VERSION"
 VCERT_MOD=github.com/Venafi/vcert/v5
@@ -281,7 +302,7 @@ src_project() {
 # ---- selection --------------------------------------------------------------------------------
 
 CORE=(etcd kube helm kwok)
-CONTROLLERS=(kueue local-path-provisioner cert-manager volcano kserve slurm-operator gpu-operator)
+CONTROLLERS=(kueue local-path-provisioner trainer jobset cert-manager volcano kserve slurm-operator gpu-operator)
 sel=("$@"); [ "${#sel[@]}" -gt 0 ] || sel=(all)
 for s in "${sel[@]}"; do
   case " all core controllers ${CORE[*]} ${CONTROLLERS[*]} " in
@@ -302,6 +323,7 @@ VOLCANO_X="volcano-v$VOLCANO_VERSION"
 KSERVE_X="kserve-v$KSERVE_VERSION"
 SLURM_X="slurm-operator-v$SLURM_OPERATOR_VERSION"
 GPU_X="gpu-operator-v$GPU_OPERATOR_VERSION"
+JOBSET_X="jobset-v$JOBSET_VERSION"
 # cert-manager's cmd modules are not on the Go module proxy and its controller needs a vcert version the
 # proxy refuses, so it builds only from source extracts. Without them (and without binaries built from them
 # earlier) the build goes on and the lab runs cert-manager, and the charts that need its certificates, as
@@ -333,6 +355,9 @@ fi
 if want slurm-operator; then
   need_src "$SLURM_X" "Slinky slurm-operator source (github.com/SlinkyProject/slurm-operator v$SLURM_OPERATOR_VERSION)" "${SLURM_MAINS[@]%%:*}"
 fi
+if want jobset; then
+  need_src "$JOBSET_X" "JobSet source (sigs.k8s.io/jobset v$JOBSET_VERSION)" main.go go.mod
+fi
 if want gpu-operator; then
   need_src "$GPU_X" "NVIDIA GPU Operator source (github.com/NVIDIA/gpu-operator v$GPU_OPERATOR_VERSION)" "${GPU_OPERATOR_MAINS[@]%%:*}" assets manifests
 fi
@@ -361,6 +386,14 @@ if want local-path-provisioner; then
   if mod_has local-path-provisioner github.com/rancher/local-path-provisioner "v$LOCAL_PATH_PROVISIONER_VERSION"; then
     log "local-path-provisioner v$LOCAL_PATH_PROVISIONER_VERSION present"
   else timed local-path-provisioner build_local_path_provisioner; fi
+fi
+if want trainer; then
+  if mod_has trainer-controller-manager github.com/kubeflow/trainer/v2 "v$TRAINER_VERSION"; then
+    log "trainer v$TRAINER_VERSION present"
+  else timed trainer build_trainer; fi
+fi
+if want jobset; then
+  src_project jobset "$JOBSET_X" "$(mark_of "$JOBSET_X")" jobset -- build_jobset
 fi
 if want cert-manager; then
   if [ -z "$CM_SKIP" ]; then

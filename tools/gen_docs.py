@@ -110,6 +110,9 @@ def render_versions_doc():
                                               "mirror)" % (chart["git"], chart["version"]))
             out.append("| `%s` | `%s` | `%s` | `%s` | %s |" % (service, chart["name"], chart["version"],
                                                              chart["namespace"], source))
+    for chart, subs in sorted(versions.SUBCHARTS.items()):
+        out += ["", "`%s` carries its subcharts at: %s." % (chart, ", ".join(
+            "`%s` `%s`" % kv for kv in sorted(subs.items())))]
     out += [
         "",
         "## Images the roles add",
@@ -120,6 +123,7 @@ def render_versions_doc():
         "|---|---|",
     ]
     out += ["| `%s` | `%s` |" % (name, image) for name, image in versions.IMAGES.items()]
+    out += ["| `training runtime %s` | `%s` |" % kv for kv in versions.TRAINING_RUNTIME_IMAGES.items()]
     out += [
         "",
         "## Upgrade policy",

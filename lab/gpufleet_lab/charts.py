@@ -35,7 +35,7 @@ from . import procs, settings, upstream
 # with their controllers played by pod_host; every other chart of STAND_INS stays a stand-in.
 # kube-prometheus-stack is not among them: ../shared lacks its four subcharts (docs/lab.md).
 ALWAYS_REAL = {"gpu-operator", "nvidia-device-plugin", "dcgm-exporter", "kueue", "volcano", "local-path-provisioner",
-               "csi-driver-nfs"}
+               "csi-driver-nfs", "kubeflow-trainer"}
 # cert-manager builds only from source extracts (lab/build.sh); these charts need it (the KServe and Slinky
 # webhooks' serving certificates are cert-manager Certificates), so they are real exactly when it is built.
 NEEDS_CERT_MANAGER = {"cert-manager", "kserve-crd", "kserve-resources", "kserve-runtime-configs",
@@ -93,6 +93,10 @@ STAND_INS = {
     "local-path-provisioner": {"version": "0.0.37", "app": "v0.0.37", "crds": None, "values": None,
                                "deployments": ["{{ .Release.Name }}"]},
     "csi-driver-nfs": {"version": "4.13.4", "app": "4.13.4", "crds": None, "values": None, "deployments": []},
+    # services.training: the trainer and its JobSet subchart, both controllers played by pod_host (their CRDs are the
+    # chart's: the trainer's are templates, JobSet's in charts/jobset/crds)
+    "kubeflow-trainer": {"version": "2.3.0", "app": "v2.3.0", "crds": None, "values": None,
+                         "deployments": ["kubeflow-trainer-controller-manager", "jobset-controller"]},
     "kube-prometheus-stack": {"version": "88.5.3", "app": "v0.93.1", "crds": "prometheus-operator",
                               "values": ("kube-prometheus-stack", "kube-prometheus-stack"),
                               "deployments": ["{{ .Release.Name }}-operator"], "strip_crd_descriptions": True},

@@ -145,6 +145,10 @@ REGISTRY = [
     # The chart renders the whole command line in `command`; its helper pods (busybox, the setup/teardown scripts
     # of the chart's ConfigMap) are KWOK's: stage pod-helper-complete in lab/kwok/kwok.yaml makes them Succeed.
     Spec("local-path-provisioner", ["local-path-provisioner"], "local-path-provisioner", command_tail),
+    # Kubeflow Trainer and its JobSet subchart: `/manager --config=...` as rendered (the config file is a subPath
+    # ConfigMap mount); both manage their webhook certificates themselves (internal cert management, as Kueue).
+    Spec("trainer-controller-manager", ["trainer-controller-manager"], "trainer-controller-manager", as_rendered),
+    Spec("jobset", ["jobset"], "jobset", as_rendered),
     Spec("volcano-scheduler", ["vc-scheduler"], "vc-scheduler", as_rendered),
     Spec("volcano-controller-manager", ["vc-controller-manager"], "vc-controller-manager", as_rendered),
     Spec("volcano-webhook-manager", ["vc-webhook-manager"], "vc-webhook-manager", as_rendered),
@@ -168,6 +172,7 @@ def job_play(container):
 CHART_BINARIES = {
     "kueue": ["kueue"],
     "local-path-provisioner": ["local-path-provisioner"],
+    "kubeflow-trainer": ["trainer-controller-manager", "jobset"],
     "volcano": ["vc-scheduler", "vc-controller-manager", "vc-webhook-manager"],
     "cert-manager": ["cert-manager-controller", "cert-manager-webhook", "cert-manager-cainjector"],
     "kserve-resources": ["kserve-manager"],

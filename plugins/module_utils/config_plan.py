@@ -18,7 +18,7 @@ import copy
 import os
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, config_schema, gpu_catalog, mlflow_registry
-from ansible_collections.gpufleet.platform.plugins.module_utils import serving, storage, versions
+from ansible_collections.gpufleet.platform.plugins.module_utils import serving, storage, training, versions
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_derive import apply_defaults, derive, mig_enabled
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues import ConfigValidationError
 
@@ -158,6 +158,9 @@ def build_plan(config, derived=None, warnings=()):
             service = apply_defaults(config_schema.SCHEMA["properties"]["services"]["properties"][name], {})
             services[name] = dict(service, charts=versions.resolve_component(name, service, config.get("airgap")))
             services[name].setdefault("namespace", services[name]["charts"][-1]["namespace"])
+    services["training"] = training.plan_service(services["training"], teams)
+    # Kueue manages what is installed: TrainJobs and JobSets when services.training is on
+    services["kueue"]["integrations"] = training.kueue_integrations(services)
     services["kserve"] = serving.plan_models(services["kserve"], services["mlflow"])
     if not services["kserve"].get("llmisvc"):
         services["kserve"]["charts"] = [c for c in services["kserve"]["charts"]

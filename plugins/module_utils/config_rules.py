@@ -19,7 +19,7 @@ import re
 from urllib.parse import urlparse
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import access, config_schema, quantity, semver, serving, tenancy
-from ansible_collections.gpufleet.platform.plugins.module_utils import storage, versions
+from ansible_collections.gpufleet.platform.plugins.module_utils import storage, training, versions
 from ansible_collections.gpufleet.platform.plugins.module_utils.config_derive import (
     apply_defaults, as_dict, as_list, config_pools, config_services, derive, dict_entries, indexed, mig_enabled,
     schema_clean, service_enabled)
@@ -997,7 +997,13 @@ def rule_storage(config, derived, secret_values):
     return storage.issues(config)
 
 
-RULES = (rule_cluster, rule_nodes, rule_pools, rule_teams, rule_services, rule_secrets, rule_airgap, rule_storage)
+def rule_training(config, derived, secret_values):
+    """services.training, the teams' training defaults and the Kueue integrations (plugins/module_utils/training.py)."""
+    return training.issues(config)
+
+
+RULES = (rule_cluster, rule_nodes, rule_pools, rule_teams, rule_services, rule_secrets, rule_airgap, rule_storage,
+         rule_training)
 
 
 def run_rules(config, derived, secret_values=None):

@@ -32,7 +32,16 @@ RBAC_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@:/+=-]*$"
 VLLM_FLAG = {"type": "string", "pattern": r"^--[a-z0-9][-a-z0-9_]*(=.*)?$",
              "description": "A vLLM flag, --name or --name=value."}
 
-SERVICES = ("cert_manager", "gpu_operator", "kueue", "volcano", "slurm", "kserve", "mlflow", "monitoring")
+# Kueue 0.19 job frameworks (services.kueue.integrations; config_rules says which operator each needs).
+KUEUE_INTEGRATIONS = (
+    "batch/job", "jobset.x-k8s.io/jobset", "kubeflow.org/pytorchjob", "kubeflow.org/mpijob",
+    "trainer.kubeflow.org/trainjob", "ray.io/rayjob", "ray.io/raycluster", "pod", "deployment", "statefulset",
+    "leaderworkerset.x-k8s.io/leaderworkerset",
+)
+# The ClusterTrainingRuntimes the training role can apply (versions.TRAINING_RUNTIME_IMAGES pins their images).
+TRAINING_RUNTIMES = ("torch-distributed", "jax-distributed", "deepspeed-distributed")
+
+SERVICES = ("cert_manager", "gpu_operator", "kueue", "volcano", "slurm", "training", "kserve", "mlflow", "monitoring")
 
 
 def _obj(properties, required=(), description=None, **extra):
@@ -420,6 +429,16 @@ SCHEMA = {
                             "reclaimable": _bool("Other queues may reclaim resources this queue lent.", True),
                         },
                     ),
+                    "training": _obj(
+                        {
+                            "default_runtime": _str("The ClusterTrainingRuntime the team's TrainJobs use unless they "
+                                                    "name another (one of services.training.runtimes); the training "
+                                                    "role writes it to the ConfigMap gpufleet-training in the team's "
+                                                    "namespace, and examples/render.py fills it in.",
+                                                    pattern=DNS_LABEL),
+                        },
+                        description="The team's training defaults (services.training).",
+                    ),
                     "delete_namespace_on_removal": _bool(
                         "Delete the namespace when the team is removed from config.", False),
                     "access": TEAM_ACCESS,
@@ -449,12 +468,20 @@ SCHEMA = {
                         "integrations": {
                             "type": "array",
                             "uniqueItems": True,
-                            "description": "Job frameworks Kueue manages.",
-                            "items": {"enum": [
-                                "batch/job", "jobset.x-k8s.io/jobset", "kubeflow.org/pytorchjob",
-                                "kubeflow.org/mpijob", "trainer.kubeflow.org/trainjob", "ray.io/rayjob",
-                                "ray.io/raycluster", "pod", "deployment", "statefulset", "leaderworkerset.x-k8s.io/leaderworkerset",
-                            ]},
+                            "description": "Job frameworks Kueue manages (default batch/job). The collection adds "
+                                           "jobset.x-k8s.io/jobset and trainer.kubeflow.org/trainjob when "
+                                           "services.training is on. A framework whose operator the config neither "
+                                           "installs nor lists in external_integrations is refused.",
+                            "items": {"enum": list(KUEUE_INTEGRATIONS)},
+                        },
+                        "external_integrations": {
+                            "type": "array",
+                            "uniqueItems": True,
+                            "default": [],
+                            "description": "Frameworks of integrations whose operator is already in the cluster, "
+                                           "installed outside this collection (e.g. kubeflow.org/pytorchjob with "
+                                           "the Kubeflow training-operator, ray.io/rayjob with KubeRay).",
+                            "items": {"enum": list(KUEUE_INTEGRATIONS)},
                         },
                         "wait_for_pods_ready": _bool("All-or-nothing admission (waitForPodsReady).", True),
                         "fair_sharing": _bool("Enable fair sharing between cohorts.", False),
@@ -540,6 +567,19 @@ SCHEMA = {
                                                       pattern=r"^[A-Za-z0-9_]+$"),
                             },
                         ),
+                    },
+                ),
+                "training": _service(
+                    "Kubeflow Trainer v2 (TrainJob, ClusterTrainingRuntime) with JobSet (role training).",
+                    {
+                        "prune": _prune("ClusterTrainingRuntimes and team training ConfigMaps"),
+                        "runtimes": {
+                            "type": "array", "uniqueItems": True, "default": ["torch-distributed"],
+                            "items": {"enum": list(TRAINING_RUNTIMES)},
+                            "description": "ClusterTrainingRuntimes the role applies (images pinned in the version "
+                                           "matrix, from airgap.image_registry when set). One removed from the "
+                                           "list is deleted (services.training.prune).",
+                        },
                     },
                 ),
                 "kserve": _service(

@@ -62,6 +62,12 @@ CHARTS = {
         {"name": "kserve-runtime-configs", "version": "v0.20.0", "app_version": "v0.20.0",
          "oci_ref": "oci://ghcr.io/kserve/charts/kserve-runtime-configs", "namespace": "kserve"},
     ],
+    # Kubeflow Trainer v2 (TrainJob, ClusterTrainingRuntime); the chart carries JobSet 0.12.0 (jobset.install) and
+    # LWS 0.8.0 (only with dataCache.enabled, which the training role leaves off) as subcharts.
+    "training": [
+        {"name": "kubeflow-trainer", "version": "2.3.0", "app_version": None,  # no appVersion: images are v<version>
+         "oci_ref": "oci://ghcr.io/kubeflow/charts/kubeflow-trainer", "namespace": "kubeflow-system"},
+    ],
     "monitoring": [
         {"name": "kube-prometheus-stack", "version": "88.5.3", "app_version": "v0.93.1",
          "oci_ref": "oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack",
@@ -93,6 +99,20 @@ def all_charts():
 
 # KServe charts installed only when services.kserve.llmisvc is true (LLMInferenceService).
 LLMISVC_CHARTS = ("kserve-llmisvc-crd", "kserve-llmisvc-resources")
+
+# The subcharts a chart brings (name -> version), as its Chart.yaml dependencies pin them (docs/versions.md).
+SUBCHARTS = {
+    "kubeflow-trainer": {"jobset": "0.12.0", "lws": "0.8.0"},
+}
+
+# The ClusterTrainingRuntimes the training role applies (services.training.runtimes): runtime -> image of its
+# trainer container, the image Kubeflow Trainer v2.3.0's own manifests give it (charts/kubeflow-trainer/files/runtimes
+# at the tag; the chart's installer Job, which applies them with `apk add kubectl`, is not used).
+TRAINING_RUNTIME_IMAGES = {
+    "torch-distributed": "docker.io/pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime",
+    "jax-distributed": "nvcr.io/nvidia/jax:25.10-py3",
+    "deepspeed-distributed": "ghcr.io/kubeflow/trainer/deepspeed-runtime:v2.3.0",
+}
 
 # Images that are not set through a chart default (pinned here too).
 IMAGES = {
@@ -174,6 +194,10 @@ CHART_IMAGES = {
         "kserve/storage-initializer:v0.20.0",
     ],
     "kserve-runtime-configs": [],
+    "kubeflow-trainer": [
+        "ghcr.io/kubeflow/trainer/trainer-controller-manager:v2.3.0",
+        "registry.k8s.io/jobset/jobset:v0.12.0",
+    ],
     # its helper pods' image (docker.io/library/busybox:latest) is a flag (--helper-image) and a ConfigMap, not an
     # image field; the storage role points both at the air-gap registry with the provisioner image.
     "local-path-provisioner": [

@@ -56,7 +56,9 @@ def sched(lab, tmp_path_factory):
     config["services"] = {
         "cert_manager": {"enabled": False}, "gpu_operator": {"enabled": True}, "monitoring": {"enabled": False},
         "kueue": {"enabled": True, "fair_sharing": True,
-                  "integrations": ["batch/job", "jobset.x-k8s.io/jobset", "kubeflow.org/pytorchjob", "ray.io/rayjob"]},
+                  "integrations": ["batch/job", "jobset.x-k8s.io/jobset", "kubeflow.org/pytorchjob", "ray.io/rayjob"],
+                  # their operators are not this config's (validation refuses an integration without its operator)
+                  "external_integrations": ["jobset.x-k8s.io/jobset", "kubeflow.org/pytorchjob", "ray.io/rayjob"]},
         "volcano": {"enabled": True,
                     "scheduler_plugins": ["gang", "drf", "capacity", "binpack", "priority", "predicates", "nodeorder"]},
     }

@@ -103,11 +103,12 @@ def test_make_lab_installs_every_service_from_a_real_chart(lab, converged):
             assert name in charts.REAL_CHARTS
     assert set(stand_ins.values()) <= {"kube-prometheus-stack"}, stand_ins
     services = [k for k, v in converged["services"].items() if v.get("enabled")]
-    assert sorted(services) == ["cert_manager", "gpu_operator", "kserve", "kueue", "monitoring", "slurm", "volcano"]
+    assert sorted(services) == ["cert_manager", "gpu_operator", "kserve", "kueue", "monitoring", "slurm", "training",
+                                "volcano"]
     with open(os.path.join(settings.RUN, "pod-host.json")) as fh:
         played = json.load(fh)["pods"]
     assert {k.split("/")[0] for k in played} >= {"cert-manager", "gpu-operator", "kueue-system", "volcano-system",
-                                                  "kserve", "slinky"}
+                                                  "kserve", "slinky", "kubeflow-system"}
     assert all(p["status"] == "running" and p["ready"] is not False for p in played.values()), played
 
 

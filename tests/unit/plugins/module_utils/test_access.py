@@ -71,6 +71,7 @@ def test_role_is_namespaced_and_reads_queues_only(example):
     assert "create" in rules[(("batch",), ("cronjobs", "jobs"))]
     # the example's Kueue integrations and Volcano add their job kinds; KServe and Volcano PodGroups are read-only
     assert "create" in rules[(("jobset.x-k8s.io",), ("jobsets",))]
+    assert "create" in rules[(("trainer.kubeflow.org",), ("trainjobs",))]  # services.training's integration
     assert "create" in rules[(("batch.volcano.sh",), ("jobs",))]
     assert rules[(("serving.kserve.io",), ("inferenceservices",))] == ["get", "list", "watch"]
     every = {(g, r) for (groups, resources) in rules for g in groups for r in resources}

@@ -94,8 +94,9 @@ def test_capacity_check(plan):
 def test_kueue_configuration(plan):
     config = tenancy.kueue_configuration(plan, "10m", True)
     assert config["apiVersion"] == "config.kueue.x-k8s.io/v1beta2"
-    assert config["integrations"]["frameworks"] == ["batch/job", "jobset.x-k8s.io/jobset", "kubeflow.org/pytorchjob",
-                                                    "ray.io/rayjob"]
+    # config.example.yml lists batch/job; services.training adds what Trainer brings (training.kueue_integrations)
+    assert config["integrations"]["frameworks"] == ["batch/job", "jobset.x-k8s.io/jobset",
+                                                    "trainer.kubeflow.org/trainjob"]
     assert config["waitForPodsReady"]["timeout"] == "10m"
     assert config["waitForPodsReady"]["blockAdmission"] is True
     assert "fairSharing" not in config and "resources" not in config
