@@ -26,6 +26,7 @@ RELEASE_TASKS = (
     ("kueue", "install.yml"),
     ("volcano", "install.yml"),
     ("slurm", "release.yml"),
+    ("training", "install.yml"),
     ("kserve", "install.yml"),
     ("monitoring", "release.yml"),
 )
@@ -54,6 +55,10 @@ def role_images(plan):
     if (services.get("kserve") or {}).get("enabled"):
         image = (services.get("kserve") or {}).get("vllm_image") or versions.IMAGES["vllm"]
         out.append({"image": image, "used_by": "kserve (vLLM runtime)"})
+    training = services.get("training") or {}
+    if training.get("enabled"):
+        for name, image in sorted((training.get("runtime_images") or {}).items()):
+            out.append({"image": image, "used_by": "training (ClusterTrainingRuntime %s)" % name})
     mlflow = services.get("mlflow") or {}
     if mlflow.get("enabled"):
         out.append({"image": mlflow.get("image") or versions.IMAGES["mlflow"], "used_by": "mlflow (tracking server)"})

@@ -114,7 +114,8 @@ def test_manifest_lists_every_rendered_image(example_bundle):
     manifest, out = example_bundle["manifest"], example_bundle["out"]
     rendered = [c for c in manifest["charts"] if c["rendered"]]
     # config.example.yml's services, and the storage: the test adds
-    assert [c["name"] for c in rendered] == ["cert-manager", "local-path-provisioner", "gpu-operator", "kueue"]
+    assert [c["name"] for c in rendered] == ["cert-manager", "local-path-provisioner", "gpu-operator", "kueue",
+                                             "kubeflow-trainer"]
     listed = {i["image"] for i in manifest["images"]}
     for chart in rendered:
         expected = helm_template_images(chart, os.path.join(out, "values", chart["release"] + ".yml"))
@@ -125,6 +126,7 @@ def test_manifest_lists_every_rendered_image(example_bundle):
     assert "registry.k8s.io/kueue/kueue:v0.19.2" in listed
     # images the roles add; names as upstream publishes them (airgap.image_registry is where they go)
     assert "nvcr.io/nvidia/cuda:12.8.1-base-ubuntu24.04" in listed
+    assert "docker.io/pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime" in listed  # the torch-distributed runtime
     assert not any(i.startswith("registry.example.internal") for i in listed)
     for row in manifest["images"]:
         assert row["image"].startswith(row["repository"]) and row["used_by"]
@@ -170,7 +172,7 @@ def test_missing_chart_source_is_named(tmp_path):
 
 
 def test_mirror_fetches_charts_and_fails_naming_what_it_could_not_fetch(tmp_path):
-    """Mirroring with cert-manager, local-path storage and the GPU Operator enabled: the local charts are copied; the images cannot be fetched here
+    """Mirroring with cert-manager, local-path storage, the GPU Operator and training enabled: the local charts are copied; the images cannot be fetched here
     (no skopeo, or no registry reachable), so the run fails and the manifest names each one."""
     mirror = package_charts(str(tmp_path / "mirror"))
     config = bundle_config(str(tmp_path), mirror, kueue=False, monitoring=False)
@@ -180,7 +182,7 @@ def test_mirror_fetches_charts_and_fails_naming_what_it_could_not_fetch(tmp_path
     manifest = yaml.safe_load((out / "manifest.yml").read_text())
     assert (out / "charts" / "cert-manager-v1.21.1.tgz").is_file()
     assert manifest["mirrored"]["charts"] == {"cert-manager-v1.21.1": "charts/", "gpu-operator-v26.7.0": "charts/",
-                                              "local-path-provisioner-0.0.37": "charts/"}
+                                              "local-path-provisioner-0.0.37": "charts/", "kubeflow-trainer-2.3.0": "charts/"}
     assert manifest["complete"] is False
     not_fetched = [p for p in manifest["problems"] if " not fetched: " in p]
     assert {p.split(" not fetched: ")[0] for p in not_fetched} == {

@@ -76,3 +76,11 @@ def test_mlflow_image_with_mlflow():
     p = plan(mlflow={"enabled": True, "image": versions.IMAGES["mlflow"]})
     manifest = airgap.build_manifest([], p)
     assert (versions.IMAGES["mlflow"], ["mlflow (tracking server)"]) in [(i["image"], i["used_by"]) for i in manifest["images"]]
+
+
+def test_training_runtime_images_with_training():
+    p = plan(training={"enabled": True, "runtime_images": {"torch-distributed": versions.TRAINING_RUNTIME_IMAGES[
+        "torch-distributed"]}})
+    rows = [(i["image"], i["used_by"]) for i in airgap.build_manifest([], p)["images"]]
+    assert (versions.TRAINING_RUNTIME_IMAGES["torch-distributed"],
+            ["training (ClusterTrainingRuntime torch-distributed)"]) in rows
