@@ -88,10 +88,32 @@ def uncordon_patches(nodes, owner, only=None):
     return patches
 
 
+def drain_evictions(pods, node_names):
+    """{node: ["namespace/name"]} of the pods a drain of ``node_names`` evicts: unfinished pods on those nodes that
+    no DaemonSet owns and that are not mirror (static) pods. A node without any is left out, so that a drained node
+    is not drained again (kubernetes.core.k8s_drain deletes DaemonSet pods that mount an emptyDir every time).
+    """
+    names = set(node_names or [])
+    found = {}
+    for pod in pods or []:
+        spec = (pod or {}).get("spec") or {}
+        meta = (pod or {}).get("metadata") or {}
+        node = spec.get("nodeName")
+        if node not in names or ((pod.get("status") or {}).get("phase")) in ("Succeeded", "Failed"):
+            continue
+        if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+            continue
+        if any((ref or {}).get("kind") == "DaemonSet" for ref in meta.get("ownerReferences") or []):
+            continue
+        found.setdefault(node, []).append("%s/%s" % (meta.get("namespace"), meta.get("name")))
+    return dict((node, sorted(items)) for node, items in sorted(found.items()))
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "cordon_patches": cordon_patches,
             "cordoned_by": cordoned_by,
+            "drain_evictions": drain_evictions,
             "uncordon_patches": uncordon_patches,
         }

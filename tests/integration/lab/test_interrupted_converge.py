@@ -119,7 +119,7 @@ def test_killed_mig_changes_converge_on_the_next_run(lab, gpu_pod, tmp_path):
         uncordon = next(i for i, t in enumerate(tasks, 1) if "Uncordon them" in t)
         rng = random.Random(SEED)
         window = POINTS // 2
-        points = [rng.randint(cordon, uncordon) for _ in range(window)]
+        points = [rng.randint(cordon + 1, uncordon) for _ in range(window)]  # after the cordon task started
         points += [rng.randint(1, len(tasks)) for _ in range(POINTS - window)]
         rng.shuffle(points)
         report = []

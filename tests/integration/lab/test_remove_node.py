@@ -80,14 +80,14 @@ def test_refused_while_a_gpu_pod_runs_then_forced(lab, restore, namespace):
 
     check = remove(extra_vars={"node": NODE, "gpufleet_force_drain": "true"}, check=True, diff=True)
     assert check.rc == 0, str(check)
-    assert "Would cordon (marked gpufleet.io/cordoned-by=remove_node) and drain %s, evicting the GPU pods %s/gpu-user" % (
-        NODE, namespace) in " ".join(check.stdout.split()), str(check)
+    assert "Would cordon (marked gpufleet.io/cordoned-by=remove_node) %s and drain %s, evicting the GPU pods %s/gpu-user" % (
+        NODE, NODE, namespace) in " ".join(check.stdout.split()), str(check)
     assert _state(lab) == before, "check mode changed the node"
 
     forced = remove(extra_vars={"node": NODE, "gpufleet_force_drain": "true"}, diff=True)
     assert forced.rc == 0, str(forced)
     changed = " ".join(forced.changed_tasks())
-    for task in ("Cordon the nodes to remove", "Drain the nodes to remove", "Drop the platform's labels"):
+    for task in ("Cordon the nodes to remove", "Drain the nodes to remove that still run pods", "Drop the platform's labels"):
         assert task in changed, forced.changed_tasks()
     after = _state(lab)
     assert after == {"unschedulable": True, "mark": "remove_node", "labels": {}}, after

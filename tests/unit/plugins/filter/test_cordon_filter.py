@@ -54,3 +54,19 @@ def test_never_uncordons_a_node_somebody_else_cordoned():
 def test_owner_is_required(owner):
     with pytest.raises(AnsibleFilterError, match="the cordon owner must be a non-empty string"):
         c.cordon_patches(NODES, ["free"], owner)
+
+
+def pod(name, node, owner=None, phase="Running", mirror=False):
+    meta = {"name": name, "namespace": "ns"}
+    if owner:
+        meta["ownerReferences"] = [{"kind": owner, "name": "x"}]
+    if mirror:
+        meta["annotations"] = {"kubernetes.io/config.mirror": "abc"}
+    return {"metadata": meta, "spec": {"nodeName": node}, "status": {"phase": phase}}
+
+
+def test_drain_evictions_leave_daemonset_mirror_and_finished_pods():
+    pods = [pod("ds", "a", "DaemonSet"), pod("rs", "a", "ReplicaSet"), pod("bare", "a"), pod("done", "a", phase="Succeeded"),
+            pod("static", "a", mirror=True), pod("other", "b", "ReplicaSet"), pod("only-ds", "c", "DaemonSet")]
+    assert c.drain_evictions(pods, ["a", "c"]) == {"a": ["ns/bare", "ns/rs"]}
+    assert c.drain_evictions(pods, []) == {}
