@@ -33,14 +33,26 @@ def _state(lab, name=NODE):
             "labels": {k: v for k, v in (node.metadata.labels or {}).items() if k in PLATFORM_LABELS}}
 
 
-@pytest.fixture(scope="module")
-def restore(lab):
-    """Put the node back as the lab and the GPU layer made it (recreated from the config, then gpu.yml)."""
-    yield
-    lab.reset_nodes([NODE])
+def _reset(lab):
+    """The node as the GPU layer made it, the way docs/operations/remove-node.md keeps a node after all: uncordon it,
+    drop the mark, run the GPU layer again for its labels. (Not lab.reset_nodes: deleting the Node object leaves its
+    DaemonSet pods Terminating and their successors Pending in the lab, and the GPU Operator's ClusterPolicy notReady.)"""
+    lab.core.patch_node(NODE, {"spec": {"unschedulable": None},
+                               "metadata": {"annotations": {MARK: None, "gpufleet.io/cordon-reason": None}}})
     result = ansible_playbook("playbooks/gpu.yml", "--tags", "gpu_operator,gpu_sharing")
     assert result.rc == 0, str(result)
-    assert not _state(lab)["unschedulable"]
+    state = _state(lab)
+    assert not state["unschedulable"] and set(state["labels"]) == set(PLATFORM_LABELS), state
+
+
+@pytest.fixture(scope="module")
+def restore(lab):
+    """Start from the node as the GPU layer made it, and put it back so at the end."""
+    state = _state(lab)
+    if state["unschedulable"] or state["mark"] or set(state["labels"]) != set(PLATFORM_LABELS):
+        _reset(lab)
+    yield
+    _reset(lab)
 
 
 @pytest.mark.parametrize("extra,expected", [
@@ -108,7 +120,6 @@ def test_refused_while_a_gpu_pod_runs_then_forced(lab, restore, namespace):
 
 
 def test_a_node_cordoned_by_someone_else_gets_no_mark(lab, restore):
-    lab.reset_nodes([NODE])
     lab.core.patch_node("lab-cpu-2", {"spec": {"unschedulable": True}})
     try:
         result = remove(extra_vars={"node": "lab-cpu-2"})
