@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from jinja2 import Undefined
 
 CORDONED_BY = "gpufleet.io/cordoned-by"
 CORDON_REASON = "gpufleet.io/cordon-reason"
@@ -30,6 +31,8 @@ def _by_name(nodes):
 
 
 def _owner(owner):
+    if isinstance(owner, Undefined):
+        owner._fail_with_undefined_error()  # an undefined owner is an undefined-variable error, not a type error
     if not isinstance(owner, str) or not owner:
         raise AnsibleFilterError("the cordon owner must be a non-empty string (e.g. 'mig', 'remove_node'), got %r"
                                  % (owner,))

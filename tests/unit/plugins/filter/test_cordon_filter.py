@@ -70,3 +70,10 @@ def test_drain_evictions_leave_daemonset_mirror_and_finished_pods():
             pod("static", "a", mirror=True), pod("other", "b", "ReplicaSet"), pod("only-ds", "c", "DaemonSet")]
     assert c.drain_evictions(pods, ["a", "c"]) == {"a": ["ns/bare", "ns/rs"]}
     assert c.drain_evictions(pods, []) == {}
+
+
+def test_undefined_owner_is_an_undefined_variable_error():
+    from jinja2 import StrictUndefined
+    from jinja2.exceptions import UndefinedError
+    with pytest.raises(UndefinedError):
+        c.cordoned_by(NODES, StrictUndefined(name="_mig_cordon_owner"))
