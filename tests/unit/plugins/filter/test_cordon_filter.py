@@ -18,9 +18,8 @@ NODES = [node("free"), node("ours", True, "mig"), node("theirs", True), node("re
 
 def test_cordon_only_schedulable_nodes_and_mark_them():
     patches = c.cordon_patches(NODES, ["theirs", "free", "ours", "absent", "free"], "mig", "MIG layout change")
-    assert patches == [{"apiVersion": "v1", "kind": "Node",
-                        "metadata": {"name": "free", "annotations": {c.CORDONED_BY: "mig",
-                                                                      c.CORDON_REASON: "MIG layout change"}},
+    marks = {c.CORDONED_BY: "mig", c.CORDON_REASON: "MIG layout change"}
+    assert patches == [{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "free", "annotations": marks},
                         "spec": {"unschedulable": True}}]
 
 
