@@ -10,6 +10,8 @@ generator (GPUFLEET_KILL_SEED, default 15; GPUFLEET_KILL_POINTS, default 10), ha
 the cordon to the uncordon, each followed by a random delay of up to 1.5 s. After each kill: the re-run converges
 (rc 0, the layout's MIG capacity on the node), the run after it reports changed=0, and no node is cordoned or marked.
 The points and what each kill left behind are printed and written to .build/bench/interrupted_converge.json.
+Run time: about 45-60 s a round (killed run, re-run, changed=0 run), 10-11 min for 10 points on 2 cores shared with
+other lab runs, 25 min under heavy load; fewer points (GPUFLEET_KILL_POINTS) for a quicker look.
 """
 import json
 import os
