@@ -12,7 +12,7 @@ SRC=${KUBESPRAY_SRC:-}
 URL=https://github.com/kubernetes-sigs/kubespray
 TARGET=$COLLECTIONS/ansible_collections/kubernetes_sigs/kubespray
 LOG=.build/kubespray-check
-PLAYBOOKS=(playbooks/cluster.yml playbooks/scale.yml playbooks/upgrade.yml)
+PLAYBOOKS=(playbooks/cluster.yml playbooks/scale.yml playbooks/upgrade.yml playbooks/remove_node.yml)
 # Kubespray v2.31.0 galaxy.yml dependencies (the pinned `ansible` package ships them)
 DEPS=(ansible.utils community.crypto community.general ansible.netcommon ansible.posix community.docker kubernetes.core)
 

@@ -53,14 +53,16 @@ def lab_bin():
 
 
 def ansible_playbook(playbook, *args, config=LAB_CONFIG, extra_vars=None, check=False, diff=False, timeout=900,
-                     path_prepend=None):
+                     path_prepend=None, collections_append=None):
     """ansible-playbook -i <config> <playbook> [args]; returns a Result (never raises on failure).
 
-    path_prepend: a directory put first on PATH (e.g. shims that must not be called)."""
+    path_prepend: a directory put first on PATH (e.g. shims that must not be called). collections_append: a
+    collections directory searched after .build/collections (e.g. the lint stand-in of Kubespray)."""
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
+        ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(p for p in (os.path.join(ROOT, ".build", "collections"),
+                                                             collections_append) if p),
         ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
         PATH=os.pathsep.join(p for p in (path_prepend, lab_bin(), BIN, env.get("PATH", "")) if p),
     )

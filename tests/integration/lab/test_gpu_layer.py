@@ -9,6 +9,7 @@ Without the operator binary the test creates an inert DaemonSet under the upstre
 import copy
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -223,6 +224,11 @@ def test_layout_change_under_gpu_pod_is_refused(lab, converged, namespace, tmp_p
     assert "would disrupt running GPU pods" in out and node in out, str(result)
     assert "%s/mig-user" % namespace in out and "gpu_pools.h100.mig.allow_disruption" in out, str(result)
     assert _snapshot(lab) == before
+    # the role cordoned the changing nodes before it looked for GPU pods, and gave the cordons back
+    assert any("Uncordon the changing nodes this role cordoned" in t for t in result.changed_tasks()), str(result)
+    for name in _node_names(lab, "h100"):
+        obj = lab.core.read_node(name)
+        assert not obj.spec.unschedulable and "gpufleet.io/cordoned-by" not in (obj.metadata.annotations or {}), name
 
 
 def test_layout_change_with_allow_disruption_drains_applies_and_uncordons(lab, converged, namespace, tmp_path):
@@ -257,8 +263,12 @@ def test_layout_change_with_allow_disruption_drains_applies_and_uncordons(lab, c
     try:
         result = ansible_playbook(PLAYBOOK, config=_write_config(tmp_path, mutate))
         assert result.rc == 0, str(result)
-        assert any("Cordon and drain" in t for t in result.changed_tasks()), result.changed_tasks()
-        assert any("Uncordon" in t for t in result.changed_tasks()), result.changed_tasks()
+        assert any("Cordon the nodes whose MIG layout changes" in t for t in result.changed_tasks()), result.changed_tasks()
+        assert any("Drain the cordoned nodes" in t for t in result.changed_tasks()), result.changed_tasks()
+        assert any("Uncordon them" in t for t in result.changed_tasks()), result.changed_tasks()
+        reported = re.search(r"Uncordoned \(cordoned by gpufleet.platform for a MIG change, target state reached\): (.*?);",
+                             " ".join(result.stdout.split()))
+        assert reported and node in reported.group(1).split(", "), str(result)  # both h100 nodes change layout
         names = [p.metadata.name for p in lab.core.list_namespaced_pod(namespace).items]
         assert not set(evicted) & set(names), "the GPU pod was not evicted: %s" % names
         after = lab.core.read_node(node)

@@ -1,6 +1,7 @@
 """ansible-playbook runs against the converged container (preinstalled driver scenario): check mode
 predicts no change, a Kubespray re-run's rewrite of config.toml is repaired by the next nodes run, and
-a pool that declares another GPU model stops the run naming both models."""
+a pool that declares another GPU model stops the run naming both models, and handlers lost to a killed run
+(containerd restart, initramfs rebuild) are redone by the next run, which looks at what runs."""
 import os
 
 import pytest
@@ -66,3 +67,64 @@ def test_pool_declaring_another_model_stops_the_run(tmp_path):
     assert "Check the discovered GPU model is the pool's model" in out, show(out)
     assert "declares GPU model 'h100-sxm5-80gb'" in out and "nvidia-smi found %s x1" % discovered in out, show(out)
     assert recap["failed"] == 1 and recap["changed"] == 0, show(out)
+
+
+# Lost handlers: a run killed after it changed a file and before its handler ran. The next run must look at what
+# runs (when containerd started, how old the initramfs is), not only at whether a file changes now.
+STAND_IN_UNIT = "/etc/systemd/system/containerd.service"
+
+
+def _main_pid(host):
+    return host.run("systemctl show -p MainPID --value containerd").stdout.strip()
+
+
+def test_lost_containerd_restart_is_redone(host):
+    # The container has no containerd service: the test adds a unit under that name whose process is `sleep` (a
+    # stand-in for the daemon; systemd and its restart are real). What is tested is the role's decision: the
+    # service started before its config last changed, so it runs an older config and is restarted.
+    assert not host.file(STAND_IN_UNIT).exists or "gpufleet test stand-in" in host.file(STAND_IN_UNIT).content_string
+    host.run("printf '[Unit]\\nDescription=gpufleet test stand-in named containerd (sleep)\\n[Service]\\n"
+             "ExecStart=/bin/sleep infinity\\n' > %s && systemctl daemon-reload && systemctl restart containerd"
+             % STAND_IN_UNIT)
+    try:
+        before = _main_pid(host)
+        assert before not in ("", "0"), host.run("systemctl status containerd --no-pager").stdout
+        # converged and started after the files: nothing to do
+        rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
+        assert rc == 0 and recap["changed"] == 0, show(out)
+        assert _main_pid(host) == before
+        # the drop-in written again (same content) after containerd started, and the run killed before its handler
+        host.run("sleep 3 && touch %s" % DROPIN)
+        rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
+        assert rc == 0, show(out)
+        assert "Restart containerd when it started before its config last changed" in out, show(out)
+        assert "RUNNING HANDLER [gpufleet.platform.gpu_node : Restart containerd]" in out, show(out)
+        after = _main_pid(host)
+        assert after not in ("", "0", before), (before, after)
+        rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
+        assert rc == 0 and recap["changed"] == 0, show(out)
+        assert _main_pid(host) == after
+    finally:
+        host.run("systemctl stop containerd; rm -f %s; systemctl daemon-reload" % STAND_IN_UNIT)
+
+
+def test_lost_initramfs_rebuild_is_redone(host):
+    # The image has no initramfs-tools: the test adds an initramfs of the running kernel older than the nouveau
+    # blacklist, and an `update-initramfs` stand-in (a script that records its arguments and touches the image).
+    kernel = host.run("uname -r").stdout.strip()
+    image = "/boot/initrd.img-%s" % kernel
+    tool = "/usr/sbin/update-initramfs"
+    assert not host.file(tool).exists, "the image now has initramfs-tools: drop the stand-in"
+    host.run("mkdir -p /boot && touch -d '2 days ago' %s" % image)
+    host.run("printf '#!/bin/sh\\n# gpufleet test stand-in\\necho \"$*\" >> /tmp/update-initramfs.calls\\n"
+             "touch %s\\n' > %s && chmod 0755 %s" % (image, tool, tool))
+    try:
+        rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
+        assert rc == 0, show(out)
+        assert "Rebuild the initramfs when it is older than the nouveau blacklist" in out, show(out)
+        assert host.file("/tmp/update-initramfs.calls").content_string.split() == ["-u", "-k", kernel]
+        rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
+        assert rc == 0 and recap["changed"] == 0, show(out)
+        assert host.file("/tmp/update-initramfs.calls").content_string.split() == ["-u", "-k", kernel]
+    finally:
+        host.run("rm -f %s %s /tmp/update-initramfs.calls" % (image, tool))
