@@ -18,7 +18,8 @@ from kubernetes import client
 
 from playbook import LAB_CONFIG, ROOT, ansible_playbook, lab_bin
 
-SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(os.path.dirname(LAB_CONFIG), "..", "..", "..", "shared"))
+# from the checkout, not beside LAB_CONFIG (a second lab's config is a copy elsewhere)
+SHARED = os.environ.get("GPUFLEET_SHARED", os.path.join(ROOT, "..", "shared"))
 KUEUE = ("kueue.x-k8s.io", "v1beta2")
 VOLCANO = ("scheduling.volcano.sh", "v1beta1")
 SKIP_INSTALL = ("--skip-tags", "kueue_install,volcano_install")
