@@ -277,6 +277,18 @@ def test_generate_mixes_real_and_stand_in_charts(tmp_path):
     assert (open(stamp).read(), os.stat(real["package"]).st_mtime_ns) == before
     again = charts.generate(dest=dest, real=real_set - {"dcgm-exporter"})
     assert open(stamp).read() != before[0] and again["charts"]["dcgm-exporter"]["stand_in"] is True
+    # a chart another checkout packaged into the shared mirror stays listed while its package exists
+    other = os.path.join(dest, "other-chart-1.0.0.tgz")
+    with open(other, "wb") as fh:
+        fh.write(b"x")
+    index = yaml.safe_load(open(os.path.join(dest, "charts.yml")))
+    index["charts"]["other-chart"] = {"version": "1.0.0", "path": os.path.join(dest, "other-chart"), "package": other,
+                                      "stand_in": False, "source": None, "crds": 0}
+    index["charts"]["gone-chart"] = {"version": "1.0.0", "package": os.path.join(dest, "gone-chart-1.0.0.tgz")}
+    with open(os.path.join(dest, "charts.yml"), "w") as fh:
+        yaml.safe_dump(index, fh)
+    kept = charts.generate(dest=dest, real=real_set, force=True)["charts"]
+    assert kept["other-chart"]["package"] == other and "gone-chart" not in kept
 
 
 def test_lab_up_stops_before_starting_etcd_when_a_real_chart_is_missing(tmp_path, monkeypatch):
