@@ -17,6 +17,8 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
+from ansible_collections.gpufleet.platform.plugins.module_utils.prune import DONE_PHASES
+
 CORDONED_BY = "gpufleet.io/cordoned-by"
 CORDON_REASON = "gpufleet.io/cordon-reason"
 
@@ -102,7 +104,7 @@ def drain_evictions(pods, node_names):
         spec = (pod or {}).get("spec") or {}
         meta = (pod or {}).get("metadata") or {}
         node = spec.get("nodeName")
-        if node not in names or ((pod.get("status") or {}).get("phase")) in ("Succeeded", "Failed"):
+        if node not in names or ((pod.get("status") or {}).get("phase")) in DONE_PHASES:
             continue
         if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
             continue

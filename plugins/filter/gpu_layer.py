@@ -19,7 +19,7 @@ import json
 from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
-from ansible_collections.gpufleet.platform.plugins.module_utils import mig
+from ansible_collections.gpufleet.platform.plugins.module_utils import mig, prune
 
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 MIG_STATE_LABEL = "nvidia.com/mig.config.state"
@@ -28,7 +28,7 @@ SHARING_STRATEGY_LABEL = "nvidia.com/gpu.sharing-strategy"
 DRIVER_DEPLOY_LABEL = "nvidia.com/gpu.deploy.driver"
 ALL_DISABLED = mig.ALL_DISABLED
 GPU_RESOURCE_PREFIXES = ("nvidia.com/gpu", "nvidia.com/mig-")
-TERMINAL_PHASES = ("Succeeded", "Failed")
+TERMINAL_PHASES = prune.DONE_PHASES  # a pod in these phases holds nothing
 
 
 def _pools(pools):
