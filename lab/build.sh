@@ -127,11 +127,31 @@ build_kube() {
   for c in "${todo[@]}"; do mv "$d/out/${c##*/}" "$BIN/${c##*/}"; done
 }
 
+# The Kubernetes version `helm template` (and lint) assume without a cluster: helm's Makefile sets it from its
+# client-go (v0.33.x -> 1.33). Left out, Helm assumes v1.20.0 and refuses every chart with a later kubeVersion
+# (cert-manager, KServe, Slinky, ...): the lab's chart mirror and the air-gap render would fail on them.
+helm_kube_ldflags() {
+  local gomod cg major minor p out=""
+  gomod="$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  cg="$(sed -n 's#^[[:space:]]*k8s.io/client-go v\([0-9]*\)\.\([0-9]*\)\..*#\1 \2#p' "$gomod" | head -1)"
+  [ -n "$cg" ] || die "no k8s.io/client-go requirement found in $gomod"
+  major=$(( ${cg% *} + 1 )); minor="${cg#* }"
+  for p in pkg/chartutil pkg/lint/rules; do
+    out="$out -X helm.sh/helm/v3/$p.k8sVersionMajor=$major -X helm.sh/helm/v3/$p.k8sVersionMinor=$minor"
+  done
+  echo "$out"
+}
+
+helm_has() {  # the pinned version, built with the Kubernetes version stamp (an older cache's helm lacks it)
+  has_version helm "v$HELM_VERSION" version --short && go version -m "$BIN/helm" | grep -q 'chartutil.k8sVersionMinor='
+}
+
 build_helm() {
-  local d="$SRC/helm-$HELM_VERSION"
+  local d="$SRC/helm-$HELM_VERSION" kube
   mkdir -p "$d"
+  kube="$(helm_kube_ldflags)"
   (cd "$d" && GOBIN="$d" go install -p "$JOBS" -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean$kube" \
       "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION")
   mv "$d/helm" "$BIN/helm"
 }
@@ -373,7 +393,7 @@ if want kube; then
   if [ $ok = 1 ]; then log "kubernetes v$KUBE_VERSION binaries present"; else timed kubernetes build_kube; fi
 fi
 if want helm; then
-  if has_version helm "v$HELM_VERSION" version --short; then log "helm v$HELM_VERSION present"; else timed helm build_helm; fi
+  if helm_has; then log "helm v$HELM_VERSION present"; else timed helm build_helm; fi
 fi
 if want kwok; then
   if [ -x "$BIN/kwok" ] && [ -f "$BIN/.kwok-$KWOK_VERSION" ]; then log "kwok v$KWOK_VERSION present"; else timed kwok build_kwok; touch "$BIN/.kwok-$KWOK_VERSION"; fi
