@@ -10,7 +10,7 @@ import uuid
 import pytest
 import yaml
 
-from lab_helpers import ensure_gpu_layer, wait_for
+from lab_helpers import ensure_gpu_layer, require_cert_manager_group, wait_for
 from playbook import LAB_CONFIG, ansible_playbook
 
 ISVC = ("serving.kserve.io", "v1beta1", "inferenceservices")
@@ -154,6 +154,7 @@ def test_kserve_controller_makes_the_predictor_on_the_models_pool(lab, serving):
     """What a team relies on: the real KServe controller turns qwen-small into a predictor Deployment owned by the
     InferenceService, its pod lands on an H100 node of the model's pool with the model's MIG slice and the pool's
     tolerations, and the InferenceService reports Ready (set by the controller, not the role)."""
+    require_cert_manager_group()
     research = serving["teams"][0]
     deadline, isvc, pods = time.time() + 180, None, []
     while time.time() < deadline:
@@ -354,6 +355,7 @@ def test_llm_inference_service_without_llmisvc_fails_in_validation(lab, llm_serv
 def test_cert_managers_webhook_refuses_an_invalid_certificate(lab, serving):
     """cert-manager runs for real: its validating webhook (reached through the lab's egress proxy, TLS with the
     CA its cainjector injected) refuses a Certificate that names no identity, which the CRD schema allows."""
+    require_cert_manager_group()
     from kubernetes.client.rest import ApiException
     research = serving["teams"][0]
     body = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "no-identity"},

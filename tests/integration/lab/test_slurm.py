@@ -24,6 +24,7 @@ import time
 import pytest
 import yaml
 
+from lab_helpers import require_cert_manager_group
 from playbook import LAB_CONFIG, ansible_playbook, lab_bin
 
 PLAYBOOK = "playbooks/slurm.yml"
@@ -339,6 +340,7 @@ def test_bad_config_stops_in_validation(lab, converged, files, mutate, path, fra
 def test_the_real_operator_and_webhook_handle_the_charts_objects(lab, converged):
     """The slurm chart's own NodeSets and Controller exist; the real slurm-operator turns the Controller into
     slurmctld's StatefulSet (owned by it); the real Slinky webhook refuses moving a NodeSet to another Controller."""
+    require_cert_manager_group()
     from kubernetes.client.rest import ApiException
     nodesets = lab.custom.list_namespaced_custom_object(GROUP, VERSION, NS, "nodesets")["items"]
     assert sorted(n["metadata"]["name"] for n in nodesets) == ["slurm-worker-a100", "slurm-worker-slices"]
@@ -362,6 +364,7 @@ def test_the_real_operator_creates_the_slurmctld_servicemonitor(lab, converged):
     """Monitoring is on in the lab config, so the Controller asks for slurmctld's metrics with a ServiceMonitor;
     the real slurm-operator creates it, owned by the Controller, for the endpoints the Slurm dashboard reads.
     Not shown here: a scrape (slurmctld's pod is KWOK's, no Slurm daemon runs in the lab, docs/lab.md)."""
+    require_cert_manager_group()
     def monitor():
         items = lab.custom.list_namespaced_custom_object("monitoring.coreos.com", "v1", NS, "servicemonitors")["items"]
         return [m for m in items if any(o["kind"] == "Controller" for o in m["metadata"].get("ownerReferences", []))]
