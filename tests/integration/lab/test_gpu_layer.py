@@ -225,7 +225,7 @@ def test_layout_change_under_gpu_pod_is_refused(lab, converged, namespace, tmp_p
     assert "%s/mig-user" % namespace in out and "gpu_pools.h100.mig.allow_disruption" in out, str(result)
     assert _snapshot(lab) == before
     # the role cordoned the changing nodes before it looked for GPU pods, and gave the cordons back
-    assert any("Uncordon the changing nodes this role cordoned" in t for t in result.changed_tasks()), str(result)
+    assert any("node_drain : Uncordon the nodes this role cordoned" in t for t in result.changed_tasks()), str(result)
     for name in _node_names(lab, "h100"):
         obj = lab.core.read_node(name)
         assert not obj.spec.unschedulable and "gpufleet.io/cordoned-by" not in (obj.metadata.annotations or {}), name
@@ -263,8 +263,8 @@ def test_layout_change_with_allow_disruption_drains_applies_and_uncordons(lab, c
     try:
         result = ansible_playbook(PLAYBOOK, config=_write_config(tmp_path, mutate))
         assert result.rc == 0, str(result)
-        assert any("Cordon the nodes whose MIG layout changes" in t for t in result.changed_tasks()), result.changed_tasks()
-        assert any("Drain the cordoned nodes" in t for t in result.changed_tasks()), result.changed_tasks()
+        assert any("node_drain : Cordon the nodes (bulk), marked gpufleet.io/cordoned-by=mig" in t for t in result.changed_tasks()), result.changed_tasks()
+        assert any("node_drain : Drain the cordoned nodes" in t for t in result.changed_tasks()), result.changed_tasks()
         assert any("Uncordon them" in t for t in result.changed_tasks()), result.changed_tasks()
         reported = re.search(r"Uncordoned \(cordoned by gpufleet.platform for a MIG change, target state reached\): (.*?);",
                              " ".join(result.stdout.split()))

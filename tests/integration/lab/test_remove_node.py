@@ -99,7 +99,8 @@ def test_refused_while_a_gpu_pod_runs_then_forced(lab, restore, namespace):
     forced = remove(extra_vars={"node": NODE, "gpufleet_force_drain": "true"}, diff=True)
     assert forced.rc == 0, str(forced)
     changed = " ".join(forced.changed_tasks())
-    for task in ("Cordon the nodes to remove", "Drain the nodes to remove that still run pods", "Drop the platform's labels"):
+    for task in ("node_drain : Cordon the nodes (bulk), marked gpufleet.io/cordoned-by=remove_node",
+                 "node_drain : Drain the cordoned nodes", "Drop the platform's labels"):
         assert task in changed, forced.changed_tasks()
     after = _state(lab)
     assert after == {"unschedulable": True, "mark": "remove_node", "labels": {}}, after
