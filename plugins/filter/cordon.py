@@ -114,6 +114,49 @@ def drain_evictions(pods, node_names):
     return dict((node, sorted(items)) for node, items in sorted(found.items()))
 
 
+def _version_of(node):
+    version = ((((node or {}).get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "")
+    return version[1:] if version.startswith("v") else version
+
+
+def _ready(node):
+    return any((c or {}).get("type") == "Ready" and (c or {}).get("status") == "True"
+               for c in ((node or {}).get("status") or {}).get("conditions") or [])
+
+
+def _quantity(value):
+    """An extended resource count (nvidia.com/gpu: "8"); anything that is not a whole number counts as 0."""
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def upgrade_done(nodes, names, version, resources=None):
+    """Sorted names of the nodes of ``names`` that reached an upgrade's target state: Ready, the kubelet at
+    ``version`` (1.35.4 or v1.35.4), and at least the planned count of each resource of ``resources`` allocatable
+    (``{node: {resource: count}}``; a node without an entry needs none). Names not in ``nodes`` are left out."""
+    if not isinstance(version, str) or not version.strip():
+        raise AnsibleFilterError("upgrade_done: the target version must be a non-empty string like 1.35.4, got %r"
+                                 % (version,))
+    target = version.strip()
+    target = target[1:] if target.startswith("v") else target
+    if resources is not None and not isinstance(resources, dict):
+        raise AnsibleFilterError("upgrade_done: resources must be a mapping node -> {resource: count}, got %s"
+                                 % type(resources).__name__)
+    current = _by_name(nodes)
+    done = []
+    for name in sorted(set(names or [])):
+        node = current.get(name)
+        if node is None or not _ready(node) or _version_of(node) != target:
+            continue
+        allocatable = ((node.get("status") or {}).get("allocatable") or {})
+        planned = (resources or {}).get(name) or {}
+        if all(_quantity(allocatable.get(key)) >= _quantity(count) for key, count in planned.items()):
+            done.append(name)
+    return done
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -121,4 +164,5 @@ class FilterModule(object):
             "cordoned_by": cordoned_by,
             "drain_evictions": drain_evictions,
             "uncordon_patches": uncordon_patches,
+            "upgrade_done": upgrade_done,
         }

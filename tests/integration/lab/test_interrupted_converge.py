@@ -18,15 +18,13 @@ import os
 import random
 import re
 import signal
-import subprocess
-import threading
 import time
 
 import pytest
 import yaml
 
 from lab_helpers import wait_for
-from playbook import BIN, LAB_CONFIG, ROOT, ansible_playbook, lab_bin
+from playbook import LAB_CONFIG, ROOT, ansible_playbook, killed_run
 
 PLAYBOOK = "playbooks/gpu.yml"
 ARGS = ("--tags", "mig", "-e", "mig_wait_delay=1")
@@ -47,28 +45,9 @@ def _config(tmp_path, index):
 
 
 def _killed_run(config, kill_at, delay):
-    """Start the playbook, SIGKILL its process group `delay` s after the kill_at-th task starts; returns (tasks seen,
-    the task it was in, output)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1",
-               PATH=os.pathsep.join((lab_bin(), BIN, os.environ.get("PATH", ""))))
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", str(config), os.path.join(ROOT, PLAYBOOK)] + list(ARGS)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    lines, tasks = [], []
-    timer = None
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("TASK ["):
-            tasks.append(line.split("[", 1)[1].rsplit("]", 1)[0])
-            if len(tasks) == kill_at and timer is None:
-                timer = threading.Timer(delay, os.killpg, (proc.pid, signal.SIGKILL))
-                timer.start()
-    proc.wait(timeout=600)
-    if timer is not None:
-        timer.cancel()
-    return proc.returncode, tasks, "".join(lines)
+    """The playbook, SIGKILLed `delay` s after the kill_at-th task starts (0: not killed); (rc, tasks seen, output)."""
+    return killed_run(PLAYBOOK, *ARGS, config=config, delay=delay,
+                      kill_at=(lambda tasks: len(tasks) == kill_at) if kill_at else None)
 
 
 def _uncordoned(result):

@@ -76,3 +76,34 @@ def test_undefined_owner_is_an_undefined_variable_error():
     from jinja2.exceptions import UndefinedError
     with pytest.raises(UndefinedError):
         c.cordoned_by(NODES, StrictUndefined(name="_mig_cordon_owner"))
+
+
+def _upgraded(name, version="v1.35.4", ready="True", allocatable=None):
+    return {"metadata": {"name": name},
+            "status": {"nodeInfo": {"kubeletVersion": version}, "conditions": [{"type": "Ready", "status": ready}],
+                       "allocatable": allocatable or {}}}
+
+
+def test_upgrade_done_needs_ready_version_and_the_planned_resources():
+    nodes = [_upgraded("a", allocatable={"nvidia.com/gpu": "8"}),
+             _upgraded("b", allocatable={"nvidia.com/gpu": "4"}),            # device plugin not back in full
+             _upgraded("c", version="v1.34.9", allocatable={"nvidia.com/gpu": "8"}),  # not upgraded yet
+             _upgraded("d", ready="Unknown", allocatable={"nvidia.com/gpu": "8"}),
+             _upgraded("e", allocatable={"nvidia.com/mig-1g.10gb": "7"}),
+             _upgraded("f")]                                                 # no plan: needs no resource
+    plan = {n: {"nvidia.com/gpu": 8} for n in "abcd"}
+    plan["e"] = {"nvidia.com/mig-1g.10gb": 7}
+    assert c.upgrade_done(nodes, list("abcdefz"), "1.35.4", plan) == ["a", "e", "f"]
+    assert c.upgrade_done(nodes, ["a", "c"], "v1.34.9", plan) == ["c"]
+    assert c.upgrade_done(nodes, ["b"], "1.35.4") == ["b"]
+
+
+@pytest.mark.parametrize("version", ["", "  ", None, 1.35])
+def test_upgrade_done_needs_a_version(version):
+    with pytest.raises(AnsibleFilterError, match="target version"):
+        c.upgrade_done([], [], version)
+
+
+def test_upgrade_done_resources_must_be_a_mapping():
+    with pytest.raises(AnsibleFilterError, match="resources must be a mapping"):
+        c.upgrade_done([], [], "1.35.4", ["nvidia.com/gpu"])
