@@ -15,8 +15,9 @@ HASH="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
 IMAGE="${1:-gpufleet/debian-systemd:${SUITE}}"
 CACHE="${GPUFLEET_IMAGE_CACHE:-${HOME}/.cache/gpufleet/images}"
 ROOTFS="${CACHE}/${SUITE}-${HASH}.tar"
-# systemd for the init, python3 for Ansible, kmod for modprobe.d semantics, procps for ps in diagnostics
-PACKAGES="systemd,systemd-sysv,dbus,python3,python3-apt,kmod,procps,ca-certificates"
+# systemd for the init, python3 for Ansible, kmod for modprobe.d semantics, procps for ps in diagnostics,
+# initramfs-tools to build and read a real initramfs (the nouveau blacklist in it; no kernel is installed)
+PACKAGES="systemd,systemd-sysv,dbus,python3,python3-apt,kmod,procps,ca-certificates,initramfs-tools"
 
 if [[ "${FORCE:-0}" != 1 ]] && \
    [[ "$(docker image inspect -f '{{ index .Config.Labels "gpufleet.build" }}' "$IMAGE" 2>/dev/null)" == "$HASH" ]]; then

@@ -1,15 +1,17 @@
 """Interrupted runs converge (issue 15 item 4): a MIG change is killed (SIGKILL to ansible-playbook's whole process
 group, as a lost SSH session or a killed CI job would) at seeded random points, then run again.
 
-The playbook killed is `playbooks/gpu.yml --tags mig` (validation, then the mig role), not site.yml: it holds the
-whole cordon path (cordon, GPU pod check, drain, mig-parted ConfigMap, labels, wait, uncordon) and keeps the test
-at a few minutes; the other layers have no cordon. Each round flips the h100 pool between two layouts (both with
+The playbook killed is `playbooks/gpu.yml --tags mig` (validation, then the mig role): it holds the whole cordon
+path (cordon, GPU pod check, drain, mig-parted ConfigMap, labels, wait, uncordon) and keeps the test at a few
+minutes; the other layers have no cordon. GPUFLEET_KILL_PLAYBOOK=site kills the whole site.yml instead (not in
+`make test`: most of an hour for 10 points). Each round flips the h100 pool between two layouts (both with
 `mig.allow_disruption: true`) while a Deployment's GPU pod runs on one h100 node, so every uncut run cordons,
 drains and uncordons. Kill points are task starts (the n-th `TASK [` line of the run), drawn with a seeded random
 generator (GPUFLEET_KILL_SEED, default 15; GPUFLEET_KILL_POINTS, default 10), half of them inside the window from
 the cordon to the uncordon, each followed by a random delay of up to 1.5 s. After each kill: the re-run converges
 (rc 0, the layout's MIG capacity on the node), the run after it reports changed=0, and no node is cordoned or marked.
-The points and what each kill left behind are printed and written to .build/bench/interrupted_converge.json.
+The points and what each kill left behind are printed and written to .build/bench/interrupted_converge.json
+(interrupted_converge_site.json for site.yml).
 Run time: about 45-60 s a round (killed run, re-run, changed=0 run), 10-11 min for 10 points on 2 cores shared with
 other lab runs, 25 min under heavy load; fewer points (GPUFLEET_KILL_POINTS) for a quicker look.
 """
@@ -26,8 +28,12 @@ import yaml
 from lab_helpers import wait_for
 from playbook import LAB_CONFIG, ROOT, ansible_playbook, killed_run
 
-PLAYBOOK = "playbooks/gpu.yml"
-ARGS = ("--tags", "mig", "-e", "mig_wait_delay=1")
+# GPUFLEET_KILL_PLAYBOOK=site: the same rounds against the whole of playbooks/site.yml (every layer of the lab
+# config; kill points anywhere in it, half inside the MIG cordon window). Not part of `make test`: a round takes
+# several minutes (a killed site.yml, its re-run, a changed=0 site.yml), so 10 points run for most of an hour.
+SITE = os.environ.get("GPUFLEET_KILL_PLAYBOOK", "gpu") == "site"
+PLAYBOOK = "playbooks/site.yml" if SITE else "playbooks/gpu.yml"
+ARGS = ("-e", "mig_wait_delay=1") if SITE else ("--tags", "mig", "-e", "mig_wait_delay=1")
 MARK = "gpufleet.io/cordoned-by"
 LAYOUTS = ({"1g.10gb": 7}, {"1g.10gb": 4, "3g.40gb": 1})
 SEED = int(os.environ.get("GPUFLEET_KILL_SEED", "15"))
@@ -130,10 +136,11 @@ def test_killed_mig_changes_converge_on_the_next_run(lab, gpu_pod, tmp_path):
         assert len(killed) >= POINTS - 1, report  # a kill point at the very end may miss a finished run
         assert sum(1 for e in killed if e["left_cordoned"]) >= 3, "too few kills inside the cordon window: %s" % report
     finally:
-        summary = {"seed": SEED, "points": POINTS, "seconds": round(time.time() - started, 1),
-                   "rounds": locals().get("report", [])}
+        summary = {"playbook": PLAYBOOK, "args": list(ARGS), "seed": SEED, "points": POINTS,
+                   "seconds": round(time.time() - started, 1), "rounds": locals().get("report", [])}
         os.makedirs(os.path.join(ROOT, ".build", "bench"), exist_ok=True)
-        with open(os.path.join(ROOT, ".build", "bench", "interrupted_converge.json"), "w") as fh:
+        name = "interrupted_converge_site.json" if SITE else "interrupted_converge.json"
+        with open(os.path.join(ROOT, ".build", "bench", name), "w") as fh:
             json.dump(summary, fh, indent=2, sort_keys=True)
         for name, state in _cordons(lab).items():
             if state["mark"]:

@@ -101,7 +101,7 @@ def test_gpu_workers_go_one_at_a_time(lab, workload, tmp_path):
     out = " ".join(result.stdout.split())
     changed = " ".join(result.changed_tasks())
     # the first GPU worker drained before Kubespray, each later one by the hook of the one before
-    assert "cluster_upgrade : Drain the first GPU node | lab-a100-1" in out, str(result)
+    assert "Cordon (marked) and drain the first GPU node | lab-a100-1" in out, str(result)
     for name in ("lab-a100-2", "lab-l40s-1"):
         assert "GPU upgrade hook | Cordon (marked) and drain the next GPU node | %s" % name in out, str(result)
     assert changed.count("node_drain : Cordon the nodes (bulk), marked gpufleet.io/cordoned-by=cluster_upgrade") == 3, \
@@ -109,8 +109,8 @@ def test_gpu_workers_go_one_at_a_time(lab, workload, tmp_path):
     assert changed.count("GPU upgrade hook | Uncordon the node (a cordon of this role only)") == 3, \
         result.changed_tasks()
     # the stand-in Kubespray found each GPU worker cordoned, so left it to the hook (it never cordoned one itself)
-    assert "Kubespray stand-in" in out and "upgrade/pre-upgrade : Cordon and drain the node" in out
-    assert "upgrade/pre-upgrade : Cordon and drain the node" not in changed, result.changed_tasks()
+    assert "Kubespray stand-in" in out and " : Cordon and drain the node]" in out, str(result)
+    assert " : Cordon and drain the node]" not in changed, result.changed_tasks()
     assert {n: c for n, c in _cordons(lab).items() if n in WORKERS} == {}, _cordons(lab)
     wait_for(workload, timeout=120, what="the GPU Deployment available again")
 
@@ -135,7 +135,7 @@ def test_a_killed_upgrade_is_finished_by_the_next_run(lab, workload, tmp_path):
     # killed while the stand-in Kubespray upgrades lab-a100-2, which the hook of lab-a100-1 cordoned and drained
     log = tmp_path / "killed.jsonl"
     rc, tasks, out = killed_run(PLAYBOOK, *_args(log), collections_append=STAND_IN,
-                                kill_at=lambda seen: sum("upgrade/node : Read the nodes and the pods" in t
+                                kill_at=lambda seen: sum("Read the nodes and the pods" in t
                                                          for t in seen) == 2)
     assert rc != 0, out[-6000:]
     left = _cordons(lab)

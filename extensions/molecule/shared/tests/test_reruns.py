@@ -108,23 +108,58 @@ def test_lost_containerd_restart_is_redone(host):
         host.run("systemctl stop containerd; rm -f %s; systemctl daemon-reload" % STAND_IN_UNIT)
 
 
+BLACKLIST = "/etc/modprobe.d/gpufleet-blacklist-nouveau.conf"
+
+
+def _initramfs_files(host, image):
+    out = host.run("lsinitramfs %s" % image)
+    assert out.rc == 0, out.stderr
+    return {line[2:] if line.startswith("./") else line for line in out.stdout.splitlines()}
+
+
 def test_lost_initramfs_rebuild_is_redone(host):
-    # The image has no initramfs-tools: the test adds an initramfs of the running kernel older than the nouveau
-    # blacklist, and an `update-initramfs` stand-in (a script that records its arguments and touches the image).
+    # A real initramfs: the image has initramfs-tools (no kernel package). The running kernel gets what its package
+    # would install and the container lacks: an empty modules directory and /boot/config-<kernel> (mkinitramfs reads
+    # it to check the kernel can unpack its compression), so that mkinitramfs and update-initramfs build its
+    # initramfs for real (with no modules in it); lsinitramfs reads it. Two lost handlers: an initramfs built while the blacklist was away and newer than the
+    # blacklist (only its content tells), and one older than the blacklist.
     kernel = host.run("uname -r").stdout.strip()
     image = "/boot/initrd.img-%s" % kernel
-    tool = "/usr/sbin/update-initramfs"
-    assert not host.file(tool).exists, "the image now has initramfs-tools: drop the stand-in"
-    host.run("mkdir -p /boot && touch -d '2 days ago' %s" % image)
-    host.run("printf '#!/bin/sh\\n# gpufleet test stand-in\\necho \"$*\" >> /tmp/update-initramfs.calls\\n"
-             "touch %s\\n' > %s && chmod 0755 %s" % (image, tool, tool))
+    modules = "/lib/modules/%s" % kernel
+    inside = BLACKLIST.lstrip("/")
+    kconfig = "/boot/config-%s" % kernel
+    made_modules, made_kconfig = not host.file(modules).exists, not host.file(kconfig).exists
+    assert host.file("/usr/sbin/update-initramfs").exists, "the test image lacks initramfs-tools"
+    assert host.file(BLACKLIST).exists, "the converge wrote no nouveau blacklist"
     try:
+        if made_kconfig:
+            host.run("mkdir -p /boot && echo CONFIG_RD_GZIP=y > %s" % kconfig)
+        built = host.run("mkdir -p %s && depmod %s && mv %s /tmp/blacklist && mkinitramfs -o %s %s; rc=$?; "
+                         "mv /tmp/blacklist %s && touch %s && exit $rc"
+                         % (modules, kernel, BLACKLIST, image, kernel, BLACKLIST, image))
+        assert built.rc == 0, built.stdout + built.stderr
+        assert inside not in _initramfs_files(host, image)
+        assert host.file(image).mtime >= host.file(BLACKLIST).mtime  # the age alone would say it is up to date
+
         rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
         assert rc == 0, show(out)
-        assert "Rebuild the initramfs when it is older than the nouveau blacklist" in out, show(out)
-        assert host.file("/tmp/update-initramfs.calls").content_string.split() == ["-u", "-k", kernel]
+        assert "does not hold %s as it is now" % BLACKLIST in out, show(out)
+        assert "RUNNING HANDLER [gpufleet.platform.gpu_node : Rebuild the initramfs (Debian family)]" in out, show(out)
+        assert inside in _initramfs_files(host, image), show(out)
         rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
         assert rc == 0 and recap["changed"] == 0, show(out)
-        assert host.file("/tmp/update-initramfs.calls").content_string.split() == ["-u", "-k", kernel]
+
+        # the blacklist is in it, but the initramfs is older than the blacklist (rewritten after the image was built)
+        host.run("touch -d '2 days ago' %s" % image)
+        rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
+        assert rc == 0, show(out)
+        assert "is older than %s" % BLACKLIST in out, show(out)
+        assert host.file(image).mtime > host.file(BLACKLIST).mtime, show(out)
+        rc, out, recap = ansible_playbook(NODES, "-e", "gpufleet_config_file=%s" % config_file())
+        assert rc == 0 and recap["changed"] == 0, show(out)
     finally:
-        host.run("rm -f %s %s /tmp/update-initramfs.calls" % (image, tool))
+        host.run("rm -f %s %s.bak /var/lib/initramfs-tools/%s" % (image, image, kernel))
+        if made_modules:
+            host.run("rm -rf %s" % modules)
+        if made_kconfig:
+            host.run("rm -f %s" % kconfig)
