@@ -316,9 +316,9 @@ class Simulator(object):
         # MIG (MIG manager + device plugin mixed/single strategy)
         mig_res = json.loads(ann[MIG_RES]) if ann.get(MIG_RES) else dict(base)
         if model.mig_capable and labels.get(MIG_CONFIG):
-            cm_text = self.configmap(self.mig_configmap_name(), "config.yaml") or ""
-            key = "%s|%s|%s|%d" % (labels[MIG_CONFIG], ann.get(FORCE, ""), labels.get("nvidia.com/mig.strategy"),
-                                   int(hashlib.sha1(cm_text.encode()).hexdigest()[:8], 16))
+            # As the NVIDIA MIG manager: a config is applied when the label's value changes (its node informer
+            # compares label values; the ConfigMap is read then, not watched). A ConfigMap edit alone changes nothing.
+            key = "%s|%s|%s" % (labels[MIG_CONFIG], ann.get(FORCE, ""), labels.get("nvidia.com/mig.strategy"))
             if ann.get(APPLIED) != key:
                 if labels.get(MIG_STATE) != "pending":
                     self.core.patch_node(name, {"metadata": {"labels": {MIG_STATE: "pending"}}})

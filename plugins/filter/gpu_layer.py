@@ -191,7 +191,9 @@ def mig_selection(pools, nodes, current_document=None, new_document=None):
 
     Nodes of pools whose model is MIG-capable are labelled with the pool's config name (all-disabled
     when MIG is off). A node changes layout when its label changes, or when the content of the config it
-    keeps differs between ``current_document`` (the ConfigMap in the cluster) and ``new_document``.
+    keeps differs between ``current_document`` (the ConfigMap in the cluster) and ``new_document``. A label that
+    changes to a config whose content equals that of the config the node is labelled with now (a rename) is no
+    layout change.
     Returns {labels: {node: {label: value}}, changing: [nodes], missing: [nodes not in the cluster],
     configs: {node: config name}}.
     """
@@ -212,8 +214,12 @@ def mig_selection(pools, nodes, current_document=None, new_document=None):
             have = _labels(current[node]).get(MIG_CONFIG_LABEL)
             same_content = old_configs.get(config) == new_configs.get(config)
             default_equal = have is None and config == ALL_DISABLED
-            if (have != config and not default_equal) or (have == config and not same_content and
-                                                          config in old_configs):
+            # a new name for the layout the node has (a config renamed, e.g. by the content hash in its name): the
+            # label changes, the MIG manager finds the layout applied already, nothing is disrupted
+            renamed = have is not None and have != config and have in old_configs and \
+                old_configs.get(have) == new_configs.get(config)
+            if (have != config and not default_equal and not renamed) or (
+                    have == config and not same_content and config in old_configs):
                 changing.append(node)
     return {"labels": labels, "changing": sorted(changing), "missing": sorted(missing), "configs": configs}
 

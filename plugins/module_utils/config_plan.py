@@ -15,6 +15,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import hashlib
+import json
 import os
 
 from ansible_collections.gpufleet.platform.plugins.module_utils import config_rules, config_schema, gpu_catalog, mlflow_registry
@@ -27,6 +29,18 @@ from ansible_collections.gpufleet.platform.plugins.module_utils.config_issues im
 # runtime survives a Kubespray re-render of config.toml (kubespray#12277).
 CONTAINERD_DROPIN_DIR = "/etc/containerd/conf.d"
 CONTAINERD_IMPORTS_LINE = 'imports = ["%s/*.toml"]' % CONTAINERD_DROPIN_DIR
+
+
+def mig_config_name(pool_name, model, mig_plan):
+    """The mig-parted config name of a MIG pool: ``gpufleet-<pool>-<hash>``, the hash over the pool's layout.
+
+    The NVIDIA MIG manager applies a config only when a node's nvidia.com/mig.config label changes (its informer
+    compares the label values; the ConfigMap's content is read then, not watched), so a changed layout must get a
+    new name: the label change is what makes the MIG manager apply it."""
+    digest = hashlib.sha256(json.dumps({"model": model, "layout": (mig_plan or {}).get("layout"),
+                                        "placements": (mig_plan or {}).get("placements")},
+                                       sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    return "gpufleet-%s-%s" % (pool_name, digest[:8])
 
 
 def kubespray_vars(cluster):
@@ -120,7 +134,7 @@ def build_plan(config, derived=None, warnings=()):
             "gpus_per_node": pool["gpus_per_node"],
             "driver": pool.get("driver", {"mode": "operator"}),
             "mig": dict(pool.get("mig", {"strategy": "none"}), enabled=mig_enabled(pool),
-                        config_name=("gpufleet-%s" % name) if mig_enabled(pool) else "all-disabled",
+                        config_name=mig_config_name(name, pool["model"], mig_plan) if mig_enabled(pool) else "all-disabled",
                         placements=mig_plan["placements"] if mig_plan else None,
                         layout_per_gpu=mig_plan["layout"] if mig_plan else None),
             "sharing": pool.get("sharing", {"mode": "none"}),

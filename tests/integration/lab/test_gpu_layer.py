@@ -147,9 +147,12 @@ def test_cluster_policy_and_values_carry_the_config(lab, converged):
 
 
 def test_mig_labels_and_resources_on_the_right_nodes(lab, converged):
+    configs = set()
     for name in _node_names(lab, "h100"):
         node = lab.core.read_node(name)
-        assert node.metadata.labels["nvidia.com/mig.config"] == "gpufleet-h100"
+        configs.add(node.metadata.labels["nvidia.com/mig.config"])
+        # gpufleet-<pool>-<hash of the layout>: a new layout is a new name, the label change the MIG manager acts on
+        assert re.fullmatch(r"gpufleet-h100-[0-9a-f]{8}", node.metadata.labels["nvidia.com/mig.config"])
         assert node.metadata.labels["nvidia.com/mig.config.state"] == "success"
         assert node.status.capacity["nvidia.com/mig-1g.10gb"] == "56"
     for name in _node_names(lab, "a100"):
@@ -160,7 +163,7 @@ def test_mig_labels_and_resources_on_the_right_nodes(lab, converged):
     for name in _node_names(lab, "l40s"):  # not MIG-capable: no MIG label
         assert "nvidia.com/mig.config" not in _labels(lab, name)
     doc = yaml.safe_load(lab.core.read_namespaced_config_map(MIG_CM, NS).data["config.yaml"])
-    assert doc["mig-configs"]["gpufleet-h100"] == [
+    assert len(configs) == 1 and doc["mig-configs"][configs.pop()] == [
         {"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}]
     assert doc["mig-configs"]["all-disabled"] == [{"devices": "all", "mig-enabled": False}]
 

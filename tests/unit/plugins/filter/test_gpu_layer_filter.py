@@ -3,6 +3,7 @@ mig-parted document, which nodes change MIG layout, GPU pods per node, MIG state
 import copy
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -117,20 +118,41 @@ def test_mig_parted_document_refuses_a_plan_without_layouts(plan):
 
 def test_mig_selection(plan):
     pools = plan["pools"]
-    new = {"mig-configs": {"gpufleet-h100-mig": [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}],
+    name = pools["h100-mig"]["mig"]["config_name"]
+    assert re.fullmatch(r"gpufleet-h100-mig-[0-9a-f]{8}", name), name  # the layout's hash in the name
+    new = {"mig-configs": {name: [{"devices": "all", "mig-enabled": True, "mig-devices": {"1g.10gb": 7}}],
                            "all-disabled": [{"devices": "all", "mig-enabled": False}]}}
     nodes = [node("gpu-a100-1"), node("gpu-a100-2", **{g.MIG_CONFIG_LABEL: "all-disabled"}),
-             node("gpu-h100-1", **{g.MIG_CONFIG_LABEL: "gpufleet-h100-mig"}), node("gpu-l40s-1")]
+             node("gpu-h100-1", **{g.MIG_CONFIG_LABEL: name}), node("gpu-l40s-1")]
     sel = g.mig_selection(pools, nodes, new, new)
     assert sel["configs"] == {"gpu-a100-1": "all-disabled", "gpu-a100-2": "all-disabled",
-                              "gpu-h100-1": "gpufleet-h100-mig"}  # l40s is not MIG-capable
+                              "gpu-h100-1": name}  # l40s is not MIG-capable
     assert sel["changing"] == [] and sel["missing"] == []
     old = copy.deepcopy(new)
-    old["mig-configs"]["gpufleet-h100-mig"][0]["mig-devices"] = {"3g.40gb": 2}
+    old["mig-configs"][name][0]["mig-devices"] = {"3g.40gb": 2}
     assert g.mig_selection(pools, nodes, old, new)["changing"] == ["gpu-h100-1"]  # same label, new content
     nodes[2] = node("gpu-h100-1")
     assert g.mig_selection(pools, nodes, new, new)["changing"] == ["gpu-h100-1"]  # label added
     assert g.mig_selection(pools, nodes[:1], new, new)["missing"] == ["gpu-a100-2", "gpu-h100-1"]
+    # a rename: the node's config (an older name, e.g. gpufleet-<pool> before the hash) holds the same layout
+    renamed = {"mig-configs": dict(old["mig-configs"], **{"gpufleet-h100-mig": new["mig-configs"][name]})}
+    nodes[2] = node("gpu-h100-1", **{g.MIG_CONFIG_LABEL: "gpufleet-h100-mig"})
+    sel = g.mig_selection(pools, nodes, renamed, new)
+    assert sel["changing"] == [] and sel["labels"]["gpu-h100-1"] == {g.MIG_CONFIG_LABEL: name}, sel
+    renamed["mig-configs"]["gpufleet-h100-mig"] = old["mig-configs"][name]  # the old name held another layout
+    assert g.mig_selection(pools, nodes, renamed, new)["changing"] == ["gpu-h100-1"]
+    nodes[2] = node("gpu-h100-1", **{g.MIG_CONFIG_LABEL: "gone"})  # a name the ConfigMap no longer has
+    assert g.mig_selection(pools, nodes, renamed, new)["changing"] == ["gpu-h100-1"]
+
+
+def test_mig_config_name_follows_the_layout():
+    from ansible_collections.gpufleet.platform.plugins.module_utils.config_plan import mig_config_name
+    one = {"layout": {"1g.10gb": 7}, "placements": [[0, 1]]}
+    assert mig_config_name("h100", "h100-sxm5-80gb", one) == mig_config_name("h100", "h100-sxm5-80gb", dict(one))
+    assert mig_config_name("h100", "h100-sxm5-80gb", one) != mig_config_name("h100", "h100-sxm5-80gb",
+                                                                            {"layout": {"3g.40gb": 2}})
+    assert mig_config_name("h100", "h100-sxm5-80gb", one) != mig_config_name("h200", "h100-sxm5-80gb", one)
+    assert mig_config_name("h100", "h100-sxm5-80gb", one).startswith("gpufleet-h100-")
 
 
 def test_gpu_pods_by_node():

@@ -5,6 +5,7 @@ reported problem names the offending key path and says what is wrong.
 """
 import copy
 import os
+import re
 
 import pytest
 import yaml
@@ -51,7 +52,7 @@ def test_plan_of_example(example):
     assert pools["h100-mig"]["resources_per_node"] == {
         "nvidia.com/mig-3g.40gb": 8, "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-1g.10gb": 16}
     assert pools["h100-mig"]["mig"]["enabled"] is True
-    assert pools["h100-mig"]["mig"]["config_name"] == "gpufleet-h100-mig"
+    assert re.fullmatch(r"gpufleet-h100-mig-[0-9a-f]{8}", pools["h100-mig"]["mig"]["config_name"])  # layout hash
     # L40S time-sliced 4 ways: 4 GPUs x 4 replicas
     assert pools["l40s"]["capacity"] == {"nvidia.com/gpu": 16}
     assert pools["l40s"]["catalog"]["gfd_product"] == "NVIDIA-L40S"
