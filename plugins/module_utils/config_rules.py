@@ -32,6 +32,8 @@ KNOWN_DEFAULT_SECRETS = frozenset([
     "grafana", "root", "nvidia", "123456", "slurm", "test",
 ])
 TENANCY_CPU_FLAVOR = "gpufleet-cpu"  # tenancy.CPU_FLAVOR
+# gpufleet-<pool>-<8 hex> (config_plan.mig_config_name) is a label value: at most 63 characters
+MIG_POOL_NAME_MAX = 63 - len("gpufleet-") - len("-") - 8
 VOLCANO_DEFAULT_PLUGINS = ["gang", "drf", "proportion", "binpack", "priority", "predicates", "nodeorder"]
 RESERVED_NAMESPACES = frozenset(["default", "kube-system", "kube-public", "kube-node-lease"])
 MIN_SECRET_LENGTH = 12
@@ -253,6 +255,10 @@ def rule_pools(config, derived, secret_values):
                               "plugin; enable services.gpu_operator", mode, True)
         layout = mig_conf.get("layout")
         if mig_enabled(pool):
+            if len(name) > MIG_POOL_NAME_MAX:
+                yield ConfigIssue(base, "is too long a pool name for MIG: its mig-parted config is named "
+                                  "gpufleet-%s-<8 hex digits>, a node label value of at most 63 characters; "
+                                  "use a pool name of at most %d characters" % (name, MIG_POOL_NAME_MAX), name, True)
             if strategy == "none":
                 yield ConfigIssue(base + ".mig.strategy", "must be 'single' or 'mixed' when mig.layout enables MIG",
                                   strategy, True)

@@ -197,6 +197,18 @@ def _append(path, value):
     return mutate
 
 
+def _rename_pool(old, new):
+    def mutate(config):
+        config["gpu_pools"][new] = config["gpu_pools"].pop(old)
+        for node in config["nodes"]:
+            if node.get("pool") == old:
+                node["pool"] = new
+        for team in config.get("teams") or []:
+            if old in (team.get("quotas") or {}):
+                team["quotas"][new] = team["quotas"].pop(old)
+    return mutate
+
+
 def _all(*mutations):
     def mutate(config):
         for m in mutations:
@@ -288,6 +300,8 @@ BAD = [
      "needs a concrete"),
     ("single-strategy-mixed-layout", _set(["gpu_pools", "h100-mig", "mig", "strategy"], "single"),
      "gpu_pools.h100-mig.mig.strategy", "use strategy 'mixed'"),
+    ("mig-pool-name-too-long", _rename_pool("h100-mig", "h" * 46), "gpu_pools." + "h" * 46,
+     "of at most 45 characters"),
     ("mps-on-mig", _set(["gpu_pools", "h100-mig", "sharing"], {"mode": "mps", "replicas": 2}),
      "gpu_pools.h100-mig.sharing.mode", "MPS is not supported on MIG"),
     ("sharing-without-replicas", _delete(["gpu_pools", "l40s", "sharing", "replicas"]),
