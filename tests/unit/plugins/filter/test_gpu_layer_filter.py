@@ -149,8 +149,8 @@ def test_mig_config_name_follows_the_layout():
     from ansible_collections.gpufleet.platform.plugins.module_utils.config_plan import mig_config_name
     one = {"layout": {"1g.10gb": 7}, "placements": [[0, 1]]}
     assert mig_config_name("h100", "h100-sxm5-80gb", one) == mig_config_name("h100", "h100-sxm5-80gb", dict(one))
-    assert mig_config_name("h100", "h100-sxm5-80gb", one) != mig_config_name("h100", "h100-sxm5-80gb",
-                                                                            {"layout": {"3g.40gb": 2}})
+    other = {"layout": {"3g.40gb": 2}}
+    assert mig_config_name("h100", "h100-sxm5-80gb", one) != mig_config_name("h100", "h100-sxm5-80gb", other)
     assert mig_config_name("h100", "h100-sxm5-80gb", one) != mig_config_name("h200", "h100-sxm5-80gb", one)
     assert mig_config_name("h100", "h100-sxm5-80gb", one).startswith("gpufleet-h100-")
 
