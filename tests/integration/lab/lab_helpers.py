@@ -94,3 +94,17 @@ def played_pid(namespace, deployment):
         if key.startswith("%s/%s/" % (namespace, deployment)) and pod.get("status") == "running":
             return pod["pid"]
     return None
+
+
+CORDONED_BY = "gpufleet.io/cordoned-by"
+
+
+def cordons(lab):
+    """{node: {"unschedulable": bool, "mark": gpufleet.io/cordoned-by or None}} of every node that is cordoned or
+    carries the collection's cordon mark."""
+    out = {}
+    for node in lab.core.list_node().items:
+        ann = node.metadata.annotations or {}
+        if node.spec.unschedulable or CORDONED_BY in ann:
+            out[node.metadata.name] = {"unschedulable": bool(node.spec.unschedulable), "mark": ann.get(CORDONED_BY)}
+    return out

@@ -25,7 +25,7 @@ import time
 import pytest
 import yaml
 
-from lab_helpers import wait_for
+from lab_helpers import cordons, wait_for
 from playbook import LAB_CONFIG, ROOT, ansible_playbook, killed_run
 
 # GPUFLEET_KILL_PLAYBOOK=site: the same rounds against the whole of playbooks/site.yml (every layer of the lab
@@ -61,15 +61,6 @@ def _uncordoned(result):
     found = re.search(r"Uncordoned \(cordoned by gpufleet.platform for a MIG change, target state reached\): (.*?);",
                       " ".join(result.stdout.split()))
     return [] if not found or found.group(1) == "none" else found.group(1).split(", ")
-
-
-def _cordons(lab):
-    out = {}
-    for node in lab.core.list_node().items:
-        ann = node.metadata.annotations or {}
-        if node.spec.unschedulable or MARK in ann:
-            out[node.metadata.name] = {"unschedulable": bool(node.spec.unschedulable), "mark": ann.get(MARK)}
-    return out
 
 
 @pytest.fixture
@@ -115,7 +106,7 @@ def test_killed_mig_changes_converge_on_the_next_run(lab, gpu_pod, tmp_path):
             wait_for(running, timeout=120, what="the GPU pod Running on %s before round %d" % (node, round_))
             delay = round(rng.uniform(0, 1.5), 2)
             rc, seen, out = _killed_run(configs[index], kill_at=point, delay=delay)
-            left = _cordons(lab)
+            left = cordons(lab)
             entry = {"round": round_, "layout": LAYOUTS[index], "kill_at_task": point, "delay_s": delay,
                      "task": seen[-1] if seen else None, "rc": rc, "left_cordoned": left}
             rerun = ansible_playbook(PLAYBOOK, *ARGS, config=configs[index])
@@ -123,7 +114,7 @@ def test_killed_mig_changes_converge_on_the_next_run(lab, gpu_pod, tmp_path):
             again = ansible_playbook(PLAYBOOK, *ARGS, config=configs[index])
             assert again.rc == 0 and again.changed == 0, "round %d (%s): not idempotent: %s\n%s" % (
                 round_, entry, again.changed_tasks(), again)
-            assert _cordons(lab) == {}, "round %d (%s): left cordoned: %s" % (round_, entry, _cordons(lab))
+            assert cordons(lab) == {}, "round %d (%s): left cordoned: %s" % (round_, entry, cordons(lab))
             capacity = lab.core.read_node(node).status.capacity.get("nvidia.com/mig-1g.10gb")
             assert capacity == str(8 * LAYOUTS[index]["1g.10gb"]), "round %d (%s): capacity %s" % (
                 round_, entry, capacity)
@@ -142,7 +133,7 @@ def test_killed_mig_changes_converge_on_the_next_run(lab, gpu_pod, tmp_path):
         name = "interrupted_converge_site.json" if SITE else "interrupted_converge.json"
         with open(os.path.join(ROOT, ".build", "bench", name), "w") as fh:
             json.dump(summary, fh, indent=2, sort_keys=True)
-        for name, state in _cordons(lab).items():
+        for name, state in cordons(lab).items():
             if state["mark"]:
                 lab.core.patch_node(name, {"spec": {"unschedulable": None},
                                            "metadata": {"annotations": {MARK: None, "gpufleet.io/cordon-reason": None}}})

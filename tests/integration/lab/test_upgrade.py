@@ -20,7 +20,7 @@ import os
 
 import pytest
 
-from lab_helpers import ensure_gpu_layer, wait_for
+from lab_helpers import cordons, ensure_gpu_layer, wait_for
 from playbook import ROOT, ansible_playbook, killed_run
 
 PLAYBOOK = "playbooks/upgrade.yml"
@@ -45,15 +45,6 @@ def _records(log):
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def _cordons(lab):
-    out = {}
-    for node in lab.core.list_node().items:
-        ann = node.metadata.annotations or {}
-        if node.spec.unschedulable or MARK in ann:
-            out[node.metadata.name] = {"unschedulable": bool(node.spec.unschedulable), "mark": ann.get(MARK)}
-    return out
-
-
 def _one_at_a_time(records):
     """Each GPU worker was the only cordoned GPU worker when it was upgraded, and no pod a drain evicts ran on it."""
     assert [r["node"] for r in records] == WORKERS, records
@@ -67,7 +58,7 @@ def workload(lab, namespace):
     """A Deployment with one GPU pod on each GPU worker (spread by hostname, like a team's replicas), and the nodes
     clean before and after."""
     ensure_gpu_layer(lab, ansible_playbook)
-    assert not {n: c for n, c in _cordons(lab).items() if n in WORKERS}, _cordons(lab)
+    assert not {n: c for n, c in cordons(lab).items() if n in WORKERS}, cordons(lab)
     lab.apps.create_namespaced_deployment(namespace, {
         "metadata": {"name": "gpu-service"},
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "gpu-service"}},
@@ -111,7 +102,7 @@ def test_gpu_workers_go_one_at_a_time(lab, workload, tmp_path):
     # the stand-in Kubespray found each GPU worker cordoned, so left it to the hook (it never cordoned one itself)
     assert "Kubespray stand-in" in out and " : Cordon and drain the node]" in out, str(result)
     assert " : Cordon and drain the node]" not in changed, result.changed_tasks()
-    assert {n: c for n, c in _cordons(lab).items() if n in WORKERS} == {}, _cordons(lab)
+    assert {n: c for n, c in cordons(lab).items() if n in WORKERS} == {}, cordons(lab)
     wait_for(workload, timeout=120, what="the GPU Deployment available again")
 
 
@@ -122,8 +113,8 @@ def test_a_cordon_someone_else_made_stays(lab, workload, tmp_path):
     log = tmp_path / "upgrade.jsonl"
     result = upgrade(log)
     assert result.rc == 0, str(result)
-    cordons = {n: c for n, c in _cordons(lab).items() if n in WORKERS}
-    assert cordons == {"lab-l40s-1": {"unschedulable": True, "mark": None}}, cordons
+    left = {n: c for n, c in cordons(lab).items() if n in WORKERS}
+    assert left == {"lab-l40s-1": {"unschedulable": True, "mark": None}}, left
     records = _records(log)
     assert records[-1]["node"] == "lab-l40s-1" and records[-1]["pods"] == [], records
     out = " ".join(result.stdout.split())
@@ -138,7 +129,7 @@ def test_a_killed_upgrade_is_finished_by_the_next_run(lab, workload, tmp_path):
                                 kill_at=lambda seen: sum("Read the nodes and the pods" in t
                                                          for t in seen) == 2)
     assert rc != 0, out[-6000:]
-    left = _cordons(lab)
+    left = cordons(lab)
     assert left.get("lab-a100-2") == {"unschedulable": True, "mark": "cluster_upgrade"}, (left, out[-4000:])
 
     log = tmp_path / "rerun.jsonl"
@@ -148,5 +139,5 @@ def test_a_killed_upgrade_is_finished_by_the_next_run(lab, workload, tmp_path):
     assert ("Uncordoned (cordoned by gpufleet.platform for an upgrade, target state reached): lab-a100-2; "
             "still cordoned") in out, str(rerun)
     _one_at_a_time(_records(log))  # lab-a100-2 was given back before lab-a100-1 went
-    assert {n: c for n, c in _cordons(lab).items() if n in WORKERS} == {}, _cordons(lab)
+    assert {n: c for n, c in cordons(lab).items() if n in WORKERS} == {}, cordons(lab)
     wait_for(workload, timeout=120, what="the GPU Deployment available again")
