@@ -315,6 +315,8 @@ class Simulator(object):
 
         # MIG (MIG manager + device plugin mixed/single strategy)
         mig_res = json.loads(ann[MIG_RES]) if ann.get(MIG_RES) else dict(base)
+        if model.mig_capable and not labels.get(MIG_CONFIG) and ann.get(APPLIED):
+            new_ann[APPLIED] = None  # the label went away: setting it again (even to the same value) applies it
         if model.mig_capable and labels.get(MIG_CONFIG):
             # As the NVIDIA MIG manager: a config is applied when the label's value changes (its node informer
             # compares label values; the ConfigMap is read then, not watched). A ConfigMap edit alone changes nothing.
