@@ -12,8 +12,8 @@ the cordon to the uncordon, each followed by a random delay of up to 1.5 s. Afte
 (rc 0, the layout's MIG capacity on the node), the run after it reports changed=0, and no node is cordoned or marked.
 The points and what each kill left behind are printed and written to .build/bench/interrupted_converge.json
 (interrupted_converge_site.json for site.yml).
-Run time: about 45-60 s a round (killed run, re-run, changed=0 run), 10-11 min for 10 points on 2 cores shared with
-other lab runs, 25 min under heavy load; fewer points (GPUFLEET_KILL_POINTS) for a quicker look.
+Run time: about 22 s a round (killed run, re-run, changed=0 run): 222-240 s for 10 points on 2 cores with the lab
+alone (session 9), several times that under heavy load; fewer points (GPUFLEET_KILL_POINTS) for a quicker look.
 """
 import json
 import os
